@@ -1,0 +1,184 @@
+// Command wsgi_exporter exports uWSGI, nginx and gunicorn metrics from outside the processes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/wsgi-exporter/wsgi_exporter/collector"
+)
+
+const (
+	exporterName = "wsgi_exporter"
+	// defaultAddress is outside 9100-9999, the range the Prometheus default port allocation
+	// list has used up.
+	defaultAddress = ":10133"
+	envPrefix      = "WSGI_EXPORTER_"
+)
+
+// common holds the settings every kind of source shares.
+type common struct {
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// kindFlags is one kind of source's flags; build turns them into sources once parsed.
+type kindFlags interface {
+	build(c common) ([]collector.Source, error)
+}
+
+// kinds holds the flag registrations of every kind of source, one file each in this folder.
+var kinds []func(app *kingpin.Application) kindFlags
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr *os.File) int {
+	app := kingpin.New(exporterName, "Prometheus exporter for Python WSGI stacks: uWSGI, nginx and gunicorn, read from outside the worker processes.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	var (
+		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		enablePprof   = app.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/.").Default("false").Bool()
+		timeout       = app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration()
+		timeoutOffset = app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration()
+		toolkitFlags  = webflag.AddFlags(app, defaultAddress)
+		logConfig     = &promslog.Config{}
+	)
+	flag.AddFlags(app, logConfig)
+	registered := make([]kindFlags, 0, len(kinds))
+	for _, k := range kinds {
+		registered = append(registered, k(app))
+	}
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	addEnvars(app)
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
+	}
+
+	logConfig.Writer = stderr
+	logger := promslog.New(logConfig)
+	logger.Info("starting "+exporterName, "version", version.Info())
+	logger.Info("build context", "build_context", version.BuildContext())
+
+	var sources []collector.Source
+	for _, k := range registered {
+		s, err := k.build(common{Timeout: *timeout, Logger: logger})
+		if err != nil {
+			logger.Error("invalid configuration", "err", err)
+			return 2
+		}
+		sources = append(sources, s...)
+	}
+	if len(sources) == 0 {
+		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
+	}
+	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *timeoutOffset})
+	if err != nil {
+		logger.Error("invalid configuration", "err", err)
+		return 2
+	}
+	exp.Registry().MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, s := range sources {
+		if r, ok := s.(collector.Runner); ok {
+			go func() {
+				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+					logger.Error("background source stopped", "kind", r.Kind().Name, "source", r.Config().SourceName(), "err", err)
+				}
+			}()
+		}
+	}
+
+	mux, err := newMux(exp, logger, *metricsPath, *enablePprof)
+	if err != nil {
+		logger.Error("cannot build the web interface", "err", err)
+		return 1
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, toolkitFlags, logger) }()
+	select {
+	case err := <-errc:
+		logger.Error("web server failed", "err", err)
+		return 1
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+		return 0
+	}
+}
+
+// newMux builds the HTTP endpoints: metrics, health, landing page and, when asked, pprof.
+func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pprof bool) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	handler := exp.Handler(promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(exp.Registry(), handler))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("Healthy\n"))
+	})
+	if pprof {
+		addPprof(mux)
+	}
+	if metricsPath != "/" && metricsPath != "" {
+		landing, err := web.NewLandingPage(landingConfig(exp, metricsPath))
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Z0-9]+`)
+
+// envarName maps a flag name to its environment variable: web.listen-address becomes
+// WSGI_EXPORTER_WEB_LISTEN_ADDRESS.
+func envarName(flagName string) string {
+	return envPrefix + nonAlnum.ReplaceAllString(strings.ToUpper(flagName), "_")
+}
+
+// addEnvars makes every flag readable from an environment variable; --help names it.
+func addEnvars(app *kingpin.Application) {
+	for _, f := range app.Model().Flags {
+		switch f.Name {
+		case "help", "version":
+			continue
+		}
+		app.GetFlag(f.Name).Envar(envarName(f.Name))
+	}
+}
