@@ -115,7 +115,7 @@ func (e *Exporter) requestTimeout(r *http.Request) time.Duration {
 		return 0
 	}
 	secs, err := strconv.ParseFloat(v, 64)
-	if err != nil || secs <= 0 || secs > 86400 {
+	if err != nil || !(secs > 0 && secs <= 86400) { // also rejects NaN
 		e.logger.Debug("ignoring unusable scrape timeout header", "value", v)
 		return 0
 	}

@@ -1,0 +1,289 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+)
+
+var testKind = Kind{Name: "fake", SourceLabel: "source", Title: "fake source"}
+
+var fakeValue = prometheus.NewDesc("fake_value", "A value.", []string{"source"}, nil)
+
+// fakeSource scrapes by calling fn; it emits fake_value{source} = value on success.
+type fakeSource struct {
+	cfg   Config
+	value float64
+	fn    func(ctx context.Context) error
+}
+
+func (f *fakeSource) Kind() Kind     { return testKind }
+func (f *fakeSource) Config() Config { return f.cfg }
+func (f *fakeSource) Scrape(ctx context.Context) (Emit, error) {
+	if f.fn != nil {
+		if err := f.fn(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.MustNewConstMetric(fakeValue, prometheus.GaugeValue, f.value, f.cfg.SourceName())
+	}, nil
+}
+
+// globSource expands into the sources it holds.
+type globSource struct {
+	fakeSource
+	expand []Source
+	err    error
+}
+
+func (g *globSource) Expand(context.Context) ([]Source, error) { return g.expand, g.err }
+
+func newExporter(t *testing.T, srcs ...Source) *Exporter {
+	t.Helper()
+	e, err := New(srcs, Options{TimeoutOffset: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// filtered drops the variable duration metric.
+func gather(t *testing.T, g prometheus.Gatherer, names ...string) string {
+	t.Helper()
+	var b strings.Builder
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, mf := range mfs {
+		if !want[mf.GetName()] {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			fmt.Fprintf(&b, "%s{%s} %g\n", mf.GetName(), strings.Join(ls, ","), v)
+		}
+	}
+	return b.String()
+}
+
+func TestOneFailingSourceDoesNotHideOthers(t *testing.T) {
+	ok := &fakeSource{cfg: Config{Address: "a", Timeout: time.Second}, value: 7}
+	bad := &fakeSource{cfg: Config{Address: "b", Timeout: time.Second}, fn: func(context.Context) error {
+		return fetch.Errorf(fetch.ReasonConnect, "connection refused")
+	}}
+	e := newExporter(t, ok, bad)
+	got := gather(t, e.Gatherer(context.Background(), 0), "fake_up", "fake_value")
+	want := "fake_up{source=a} 1\nfake_up{source=b} 0\nfake_value{source=a} 7\n"
+	if got != want {
+		t.Fatalf("got\n%swant\n%s", got, want)
+	}
+	// Second scrape: the error counter counts per reason and every reason exists from the start.
+	e.Gatherer(context.Background(), 0).Gather()
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "b", fetch.ReasonConnect)); v != 2 {
+		t.Fatalf("connect errors of b = %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "a", fetch.ReasonConnect)); v != 0 {
+		t.Fatalf("connect errors of a = %v, want 0", v)
+	}
+	if n := testutil.CollectAndCount(e.errors); n != 2*len(fetch.Reasons) {
+		t.Fatalf("%d error series, want %d (every reason for each source)", n, 2*len(fetch.Reasons))
+	}
+}
+
+func TestDeadlineFromSourceTimeout(t *testing.T) {
+	var got time.Duration
+	s := &fakeSource{cfg: Config{Address: "a", Timeout: 3 * time.Second}, fn: func(ctx context.Context) error {
+		dl, _ := ctx.Deadline()
+		got = time.Until(dl)
+		return nil
+	}}
+	e := newExporter(t, s)
+	e.Gatherer(context.Background(), 0).Gather()
+	if got <= 2900*time.Millisecond || got > 3*time.Second {
+		t.Fatalf("deadline %v from now, want just under 3s", got)
+	}
+}
+
+func TestScrapeTimeoutHeaderSetsDeadline(t *testing.T) {
+	var mu sync.Mutex
+	var got time.Duration
+	s := &fakeSource{cfg: Config{Address: "a", Timeout: 30 * time.Second}, fn: func(ctx context.Context) error {
+		dl, _ := ctx.Deadline()
+		mu.Lock()
+		got = time.Until(dl)
+		mu.Unlock()
+		return nil
+	}}
+	e := newExporter(t, s)
+	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set(ScrapeTimeoutHeader, "2.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	// 2.5 s announced minus the 100 ms offset.
+	if got <= 2300*time.Millisecond || got > 2400*time.Millisecond {
+		t.Fatalf("deadline %v from now, want just under 2.4s", got)
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	e := newExporter(t)
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 0},
+		{"10", 9900 * time.Millisecond},
+		{"0.1", 50 * time.Millisecond}, // offset larger than half: keep half
+		{"junk", 0},
+		{"-3", 0},
+		{"NaN", 0},
+	} {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		if c.header != "" {
+			r.Header.Set(ScrapeTimeoutHeader, c.header)
+		}
+		if got := e.requestTimeout(r); got != c.want {
+			t.Errorf("header %q: timeout %v, want %v", c.header, got, c.want)
+		}
+	}
+}
+
+func TestHungSourceCostsOnlyTheDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	hung := &fakeSource{cfg: Config{Address: "hung", Timeout: 200 * time.Millisecond}, fn: func(context.Context) error {
+		<-release // ignores its context, like a buggy source would
+		return nil
+	}}
+	ok := &fakeSource{cfg: Config{Address: "ok", Timeout: time.Second}, value: 1}
+	e := newExporter(t, hung, ok)
+	start := time.Now()
+	got := gather(t, e.Gatherer(context.Background(), 0), "fake_up")
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("scrape took %v despite a 200ms deadline", el)
+	}
+	if got != "fake_up{source=hung} 0\nfake_up{source=ok} 1\n" {
+		t.Fatalf("got\n%s", got)
+	}
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "hung", fetch.ReasonTimeout)); v != 1 {
+		t.Fatalf("timeout errors = %v, want 1", v)
+	}
+}
+
+func TestPanickingSourceIsAFailedScrape(t *testing.T) {
+	s := &fakeSource{cfg: Config{Address: "p", Timeout: time.Second}, fn: func(context.Context) error { panic("boom") }}
+	e := newExporter(t, s)
+	if got := gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=p} 0\n" {
+		t.Fatalf("got %s", got)
+	}
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "p", fetch.ReasonOther)); v != 1 {
+		t.Fatalf("other errors = %v, want 1", v)
+	}
+}
+
+func TestDuplicateSourceIsAnError(t *testing.T) {
+	a := &fakeSource{cfg: Config{Address: "x"}}
+	b := &fakeSource{cfg: Config{Address: "y", Name: "x"}}
+	_, err := New([]Source{a, b}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `"x" is configured twice`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExpanderScrapesEachTarget(t *testing.T) {
+	g := &globSource{fakeSource: fakeSource{cfg: Config{Address: "g*", Timeout: time.Second}}}
+	g.expand = []Source{
+		&fakeSource{cfg: Config{Address: "g1", Timeout: time.Second}, value: 1},
+		&fakeSource{cfg: Config{Address: "g2", Timeout: time.Second}, value: 2},
+	}
+	e := newExporter(t, g)
+	got := gather(t, e.Gatherer(context.Background(), 0), "fake_up", "fake_value")
+	want := "fake_up{source=g1} 1\nfake_up{source=g2} 1\nfake_value{source=g1} 1\nfake_value{source=g2} 2\n"
+	if got != want {
+		t.Fatalf("got\n%swant\n%s", got, want)
+	}
+	g.expand = nil
+	got = gather(t, e.Gatherer(context.Background(), 0), "fake_up")
+	if got != "fake_up{source=g*} 0\n" {
+		t.Fatalf("empty glob: got\n%s", got)
+	}
+	g.err = errors.New("bad pattern")
+	if got = gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=g*} 0\n" {
+		t.Fatalf("failing glob: got\n%s", got)
+	}
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "g*", fetch.ReasonNotFound)); v != 1 {
+		t.Fatalf("not_found errors of the glob = %v, want 1", v)
+	}
+}
+
+func TestConfigLabelsAreAdded(t *testing.T) {
+	s := &fakeSource{cfg: Config{Address: "a", Timeout: time.Second, Labels: map[string]string{"env": "prod"}}, value: 3}
+	e := newExporter(t, s)
+	got := gather(t, e.Gatherer(context.Background(), 0), "fake_up", "fake_value")
+	want := "fake_up{env=prod,source=a} 1\nfake_value{env=prod,source=a} 3\n"
+	if got != want {
+		t.Fatalf("got\n%swant\n%s", got, want)
+	}
+}
+
+func TestConcurrentScrapesAreIsolated(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	s := &fakeSource{cfg: Config{Address: "a", Timeout: time.Second}, fn: func(context.Context) error {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		return nil
+	}, value: 5}
+	e := newExporter(t, s)
+	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{}))
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if n != 8 {
+		t.Fatalf("%d scrapes of the source for 8 requests", n)
+	}
+}
