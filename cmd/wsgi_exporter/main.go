@@ -52,49 +52,64 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr *os.File) int {
+// settings are the parsed flags.
+type settings struct {
+	metricsPath   *string
+	enablePprof   *bool
+	timeout       *time.Duration
+	timeoutOffset *time.Duration
+	toolkitFlags  *web.FlagConfig
+	logConfig     *promslog.Config
+	kinds         []kindFlags
+}
+
+// newApp declares every flag, each also read from its environment variable.
+func newApp() (*kingpin.Application, *settings) {
 	app := kingpin.New(exporterName, "Prometheus exporter for Python WSGI stacks: uWSGI, nginx and gunicorn, read from outside the worker processes.")
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
-	var (
-		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		enablePprof   = app.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/.").Default("false").Bool()
-		timeout       = app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration()
-		timeoutOffset = app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration()
-		toolkitFlags  = webflag.AddFlags(app, defaultAddress)
-		logConfig     = &promslog.Config{}
-	)
-	flag.AddFlags(app, logConfig)
-	registered := make([]kindFlags, 0, len(kinds))
+	s := &settings{
+		metricsPath:   app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
+		enablePprof:   app.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/.").Default("false").Bool(),
+		timeout:       app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration(),
+		timeoutOffset: app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration(),
+		toolkitFlags:  webflag.AddFlags(app, defaultAddress),
+		logConfig:     &promslog.Config{},
+	}
+	flag.AddFlags(app, s.logConfig)
 	for _, k := range kinds {
-		registered = append(registered, k(app))
+		s.kinds = append(s.kinds, k(app))
 	}
 	app.Version(version.Print(exporterName))
 	app.HelpFlag.Short('h')
 	addEnvars(app)
+	return app, s
+}
+
+func run(args []string, stdout, stderr *os.File) int {
+	app, s := newApp()
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 2
 	}
-
-	logConfig.Writer = stderr
-	logger := promslog.New(logConfig)
+	s.logConfig.Writer = stderr
+	logger := promslog.New(s.logConfig)
 	logger.Info("starting "+exporterName, "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
 
 	var sources []collector.Source
-	for _, k := range registered {
-		s, err := k.build(common{Timeout: *timeout, Logger: logger})
+	for _, k := range s.kinds {
+		built, err := k.build(common{Timeout: *s.timeout, Logger: logger})
 		if err != nil {
 			logger.Error("invalid configuration", "err", err)
 			return 2
 		}
-		sources = append(sources, s...)
+		sources = append(sources, built...)
 	}
 	if len(sources) == 0 {
 		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
 	}
-	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *timeoutOffset})
+	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset})
 	if err != nil {
 		logger.Error("invalid configuration", "err", err)
 		return 2
@@ -107,8 +122,8 @@ func run(args []string, stdout, stderr *os.File) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	for _, s := range sources {
-		if r, ok := s.(collector.Runner); ok {
+	for _, src := range sources {
+		if r, ok := src.(collector.Runner); ok {
 			go func() {
 				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
 					logger.Error("background source stopped", "kind", r.Kind().Name, "source", r.Config().SourceName(), "err", err)
@@ -117,14 +132,14 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 	}
 
-	mux, err := newMux(exp, logger, *metricsPath, *enablePprof)
+	mux, err := newMux(exp, logger, *s.metricsPath, *s.enablePprof)
 	if err != nil {
 		logger.Error("cannot build the web interface", "err", err)
 		return 1
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, toolkitFlags, logger) }()
+	go func() { errc <- web.ListenAndServe(srv, s.toolkitFlags, logger) }()
 	select {
 	case err := <-errc:
 		logger.Error("web server failed", "err", err)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEnvarName(t *testing.T) {
+	for in, want := range map[string]string{
+		"web.listen-address":     "WSGI_EXPORTER_WEB_LISTEN_ADDRESS",
+		"uwsgi.stats-uri":        "WSGI_EXPORTER_UWSGI_STATS_URI",
+		"scrape.timeout-offset":  "WSGI_EXPORTER_SCRAPE_TIMEOUT_OFFSET",
+		"log.level":              "WSGI_EXPORTER_LOG_LEVEL",
+		"gunicorn.multiproc-dir": "WSGI_EXPORTER_GUNICORN_MULTIPROC_DIR",
+	} {
+		if got := envarName(in); got != want {
+			t.Errorf("envarName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEveryFlagHasAnEnvar guards the promise that every flag is also an environment variable.
+func TestEveryFlagHasAnEnvar(t *testing.T) {
+	app, _ := newApp()
+	n := 0
+	for _, f := range app.Model().Flags {
+		if f.Name == "help" || f.Name == "version" {
+			continue
+		}
+		n++
+		if f.Envar != envarName(f.Name) {
+			t.Errorf("flag --%s: envar %q, want %q", f.Name, f.Envar, envarName(f.Name))
+		}
+	}
+	if n < 9 {
+		t.Fatalf("only %d flags seen", n)
+	}
+}
+
+func TestEnvarSetsFlag(t *testing.T) {
+	t.Setenv("WSGI_EXPORTER_SCRAPE_TIMEOUT", "7s")
+	t.Setenv("WSGI_EXPORTER_WEB_TELEMETRY_PATH", "/m")
+	app, s := newApp()
+	if _, err := app.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.timeout.String() != "7s" || *s.metricsPath != "/m" {
+		t.Fatalf("timeout %v, path %q", *s.timeout, *s.metricsPath)
+	}
+	// A flag on the command line wins over the environment.
+	app, s = newApp()
+	if _, err := app.Parse([]string{"--scrape.timeout=2s"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.timeout.String() != "2s" {
+		t.Fatalf("timeout %v", *s.timeout)
+	}
+}
+
+func TestHelpNamesEnvars(t *testing.T) {
+	app, _ := newApp()
+	var b strings.Builder
+	app.UsageWriter(&b)
+	app.Usage(nil)
+	if !strings.Contains(b.String(), "($WSGI_EXPORTER_WEB_LISTEN_ADDRESS)") {
+		t.Fatalf("--help does not name the environment variables:\n%s", b.String())
+	}
+}
