@@ -1,0 +1,175 @@
+package uwsgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+)
+
+// DefaultMaxResponseSize caps a stats document. A gevent instance with thousands of cores
+// writes a few MB; beyond the cap the read stops with reason too_large.
+const DefaultMaxResponseSize = 32 << 20
+
+// Client reads the stats document of one address. It is safe for concurrent use.
+type Client struct {
+	addr    Address
+	maxSize int64
+	http    *http.Client
+	dialer  net.Dialer
+}
+
+// NewClient returns a client for addr reading at most maxSize bytes (DefaultMaxResponseSize
+// when maxSize <= 0). Every read is bounded by its context's deadline as well.
+func NewClient(addr Address, maxSize int64) *Client {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxResponseSize
+	}
+	c := &Client{addr: addr, maxSize: maxSize}
+	if addr.Transport == HTTP {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // a stats endpoint is local; an environment proxy is never wanted
+		t.MaxIdleConns = 1
+		t.MaxIdleConnsPerHost = 1
+		t.IdleConnTimeout = time.Minute
+		c.http = &http.Client{
+			Transport: t,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // a redirect answers with its status: an error
+			},
+		}
+	}
+	return c
+}
+
+// SetHTTPTransport replaces the HTTP transport (tests use it to mock the network).
+func (c *Client) SetHTTPTransport(rt http.RoundTripper) {
+	if c.http != nil {
+		c.http.Transport = rt
+	}
+}
+
+// Address is the address the client reads.
+func (c *Client) Address() Address { return c.addr }
+
+// Stats reads and decodes the stats document.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	b, err := c.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(b)
+}
+
+// Fetch reads the raw stats document under ctx and the size cap. Errors carry a fetch
+// reason: connect, timeout, read, too_large, http_status, not_found, permission.
+func (c *Client) Fetch(ctx context.Context) ([]byte, error) {
+	var (
+		b   []byte
+		err error
+	)
+	switch c.addr.Transport {
+	case TCP:
+		b, err = c.stream(ctx, "tcp", c.addr.Host)
+	case Unix:
+		b, err = c.stream(ctx, "unix", c.addr.Path)
+	case HTTP:
+		b, err = c.fetchHTTP(ctx)
+	case File:
+		b, err = c.readFile()
+	default:
+		return nil, fmt.Errorf("unsupported transport %q", c.addr.Transport)
+	}
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	return b, nil
+}
+
+// classify makes a deadline that passed during a read a timeout, whichever of the socket
+// deadline and the context noticed it first.
+func classify(ctx context.Context, err error) error {
+	if fetch.ReasonOf(err) == fetch.ReasonTooLarge {
+		return err
+	}
+	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		var e *fetch.Error
+		if errors.As(err, &e) && e.Reason == fetch.ReasonTimeout {
+			return err
+		}
+		return fetch.Errorf(fetch.ReasonTimeout, "no complete answer within the deadline: %w", unwrapReason(err))
+	}
+	return err
+}
+
+// unwrapReason drops a fetch.Error wrapper so that a new reason can be attached.
+func unwrapReason(err error) error {
+	var e *fetch.Error
+	if errors.As(err, &e) {
+		return e.Err
+	}
+	return err
+}
+
+// stream dials the stats server, which writes its document and closes the connection.
+func (c *Client) stream(ctx context.Context, network, address string) ([]byte, error) {
+	conn, err := c.dialer.DialContext(ctx, network, address)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fetch.Errorf(fetch.ReasonConnect, "connecting to %s://%s: %w", network, address, err)
+	}
+	return fetch.ReadConn(ctx, conn, c.maxSize)
+}
+
+func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr.URL, nil)
+	if err != nil {
+		return nil, fetch.Errorf(fetch.ReasonOther, "building request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return nil, fetch.Errorf(fetch.ReasonConnect, "%w", err)
+		}
+		return nil, fetch.Wrap(fetch.ReasonRead, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fetch.Errorf(fetch.ReasonHTTPStatus, "GET %s: HTTP status %s", c.addr.URL, resp.Status)
+	}
+	if resp.ContentLength > c.maxSize {
+		return nil, fetch.Errorf(fetch.ReasonTooLarge, "GET %s: Content-Length %d is over the %d byte limit", c.addr.URL, resp.ContentLength, c.maxSize)
+	}
+	return fetch.ReadAll(resp.Body, c.maxSize)
+}
+
+func (c *Client) readFile() ([]byte, error) {
+	fi, err := os.Stat(c.addr.Path)
+	if err != nil {
+		return nil, err // not_found / permission by fetch.ReasonOf
+	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO or device could block or never end: only regular files are read.
+		return nil, fetch.Errorf(fetch.ReasonOther, "%s is not a regular file", c.addr.Path)
+	}
+	f, err := os.Open(c.addr.Path)
+	if err != nil {
+		return nil, err // not_found / permission by fetch.ReasonOf
+	}
+	defer f.Close()
+	return fetch.ReadAll(f, c.maxSize)
+}
