@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/wsgi-exporter/wsgi_exporter/collector"
+	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+)
+
+// gunicornFlags are the flags of the gunicorn /proc and statsd sources.
+type gunicornFlags struct {
+	pidfiles        *[]string
+	procfs          *string
+	statsdAddresses *[]string
+	statsdTagLabels *string
+	statsdMaxSeries *int
+}
+
+func init() {
+	kinds = append(kinds, func(app *kingpin.Application) kindFlags {
+		return &gunicornFlags{
+			pidfiles: app.Flag("gunicorn.pidfile",
+				"gunicorn pidfile (gunicorn --pid) whose master and workers to read from /proc (repeatable). A USR2 upgrade's <pidfile>.2 is followed.").
+				PlaceHolder("PATH").Strings(),
+			procfs: app.Flag("gunicorn.procfs",
+				"Mount point of the proc filesystem that shows gunicorn's processes (e.g. /host/proc in a container).").
+				Default("/proc").String(),
+			statsdAddresses: app.Flag("gunicorn.statsd-listen-address",
+				"Receive gunicorn's statsd datagrams (gunicorn --statsd-host) on this UDP host:port or unix datagram socket (unix:/path or /path); repeatable.").
+				PlaceHolder("ADDRESS").Strings(),
+			statsdTagLabels: app.Flag("gunicorn.statsd-tag-labels",
+				"Comma-separated dogstatsd tag keys (gunicorn --dogstatsd-tags) kept as labels of the gunicorn_statsd_* series; other tags are ignored.").
+				Default("").String(),
+			statsdMaxSeries: app.Flag("gunicorn.statsd-max-series",
+				"Most distinct combinations of tag-label values per statsd listener; lines bringing more are dropped (reason series_limit).").
+				Default("16").Int(),
+		}
+	})
+}
+
+func (f *gunicornFlags) build(c common) ([]collector.Source, error) {
+	var out []collector.Source
+	if len(*f.pidfiles) > 0 {
+		reader, err := gunicorn.NewProcReader(*f.procfs)
+		if err != nil {
+			return nil, fmt.Errorf("--gunicorn.procfs: %w", err)
+		}
+		for _, p := range *f.pidfiles {
+			if p == "" {
+				return nil, fmt.Errorf("--gunicorn.pidfile: empty path")
+			}
+			out = append(out, collector.NewGunicornProcSource(collector.Config{Kind: collector.GunicornKind.Name, Address: p, Timeout: c.Timeout}, reader))
+		}
+	}
+	if *f.statsdMaxSeries <= 0 {
+		return nil, fmt.Errorf("--gunicorn.statsd-max-series must be positive, got %d", *f.statsdMaxSeries)
+	}
+	sc := gunicorn.StatsdConfig{MaxSeries: *f.statsdMaxSeries}
+	for _, t := range strings.Split(*f.statsdTagLabels, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			sc.TagLabels = append(sc.TagLabels, t)
+		}
+	}
+	for _, a := range *f.statsdAddresses {
+		s, err := collector.NewGunicornStatsdSource(collector.Config{Kind: collector.GunicornStatsdKind.Name, Address: a, Timeout: c.Timeout}, sc)
+		if err != nil {
+			return nil, fmt.Errorf("--gunicorn.statsd-listen-address %s: %w", a, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -1,0 +1,119 @@
+package collector
+
+import (
+	"context"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+)
+
+// GunicornKind is a gunicorn master found through its pidfile and read from /proc.
+var GunicornKind = Kind{Name: "gunicorn", SourceLabel: "pidfile", Title: "gunicorn master (pidfile and /proc)"}
+
+var (
+	gpLabel  = []string{"pidfile"}
+	gpSlot   = []string{"pidfile", "slot"}
+	gpMaster = prometheus.NewDesc("gunicorn_master_info", "The gunicorn master process read through the pidfile (1); pid is its process id.",
+		[]string{"pidfile", "pid"}, nil)
+	gpMasterStart = prometheus.NewDesc("gunicorn_master_start_time_seconds", "Start time of the gunicorn master since the unix epoch.", gpLabel, nil)
+	gpMasterCPU   = prometheus.NewDesc("gunicorn_master_cpu_seconds_total", "User and system CPU time the gunicorn master used.", gpLabel, nil)
+	gpMasterRSS   = prometheus.NewDesc("gunicorn_master_resident_memory_bytes", "Resident memory of the gunicorn master.", gpLabel, nil)
+	gpWorkers     = prometheus.NewDesc("gunicorn_workers", "Worker processes of the master (its children) at this scrape.", gpLabel, nil)
+	gpStarted     = prometheus.NewDesc("gunicorn_workers_started_total",
+		"Worker pids that appeared since the exporter first saw this master: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.", gpLabel, nil)
+	gpWorkerInfo = prometheus.NewDesc("gunicorn_worker_info", "A worker in a slot (1); pid is its current process id. A new worker takes the lowest free slot.",
+		[]string{"pidfile", "slot", "pid"}, nil)
+	gpWorkerRSS   = prometheus.NewDesc("gunicorn_worker_resident_memory_bytes", "Resident memory of a worker; summed over workers it counts shared pages once per worker.", gpSlot, nil)
+	gpWorkerPSS   = prometheus.NewDesc("gunicorn_worker_proportional_memory_bytes", "Proportional set size (Pss of /proc/<pid>/smaps_rollup) of a worker: shared pages divided among their sharers, so it sums to the real total.", gpSlot, nil)
+	gpWorkerCPU   = prometheus.NewDesc("gunicorn_worker_cpu_seconds_total", "User and system CPU time of the worker in the slot; resets when a new worker takes the slot.", gpSlot, nil)
+	gpWorkerStart = prometheus.NewDesc("gunicorn_worker_start_time_seconds", "Start time of the worker in the slot since the unix epoch.", gpSlot, nil)
+	gpWorkerBeat  = prometheus.NewDesc("gunicorn_worker_heartbeat_age_seconds",
+		"Seconds since the worker last touched its heartbeat file, the signal gunicorn's --timeout acts on. An idle sync worker touches it every timeout/2; a worker stuck in a request does not.", gpSlot, nil)
+)
+
+// GunicornProcSource reads one gunicorn master and its workers through a pidfile.
+type GunicornProcSource struct {
+	cfg    Config
+	reader GunicornProcReader
+
+	mu        sync.Mutex // one scrape at a time: the slot and restart state follow the reads in order
+	masterPID int
+	slots     slotTracker
+	started   float64
+}
+
+// GunicornProcReader reads a master and its workers; *gunicorn.ProcReader is the real one.
+type GunicornProcReader interface {
+	Read(ctx context.Context, pidfile string) (*gunicorn.Master, error)
+}
+
+// NewGunicornProcSource returns a source for the pidfile in cfg.Address.
+func NewGunicornProcSource(cfg Config, reader GunicornProcReader) *GunicornProcSource {
+	return &GunicornProcSource{cfg: cfg, reader: reader}
+}
+
+// Kind implements Source.
+func (s *GunicornProcSource) Kind() Kind { return GunicornKind }
+
+// Config implements Source.
+func (s *GunicornProcSource) Config() Config { return s.cfg }
+
+type gunicornWorkerRow struct {
+	slot string
+	w    gunicorn.Worker
+}
+
+// Scrape implements Source.
+func (s *GunicornProcSource) Scrape(ctx context.Context) (Emit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.reader.Read(ctx, s.cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, len(m.Workers))
+	for i, w := range m.Workers {
+		pids[i] = w.PID
+	}
+	if m.PID != s.masterPID {
+		// A new master (first scrape, a restart, or a promoted USR2 master): its workers are
+		// the baseline, not restarts.
+		s.slots.reset()
+		s.masterPID = m.PID
+		s.slots.assign(pids)
+	}
+	slots, fresh := s.slots.assign(pids)
+	s.started += float64(fresh)
+	started := s.started
+	rows := make([]gunicornWorkerRow, len(m.Workers))
+	for i, w := range m.Workers {
+		rows[i] = gunicornWorkerRow{slot: strconv.Itoa(slots[w.PID]), w: w}
+	}
+	name := s.cfg.SourceName()
+	return func(ch chan<- prometheus.Metric) {
+		g := func(d *prometheus.Desc, t prometheus.ValueType, v float64, l ...string) {
+			ch <- prometheus.MustNewConstMetric(d, t, v, append([]string{name}, l...)...)
+		}
+		g(gpMaster, prometheus.GaugeValue, 1, strconv.Itoa(m.PID))
+		g(gpMasterStart, prometheus.GaugeValue, m.StartTime)
+		g(gpMasterCPU, prometheus.CounterValue, m.CPUSeconds)
+		g(gpMasterRSS, prometheus.GaugeValue, m.RSSBytes)
+		g(gpWorkers, prometheus.GaugeValue, float64(len(m.Workers)))
+		g(gpStarted, prometheus.CounterValue, started)
+		for _, r := range rows {
+			g(gpWorkerInfo, prometheus.GaugeValue, 1, r.slot, strconv.Itoa(r.w.PID))
+			g(gpWorkerRSS, prometheus.GaugeValue, r.w.RSSBytes, r.slot)
+			if r.w.HasPSS {
+				g(gpWorkerPSS, prometheus.GaugeValue, r.w.PSSBytes, r.slot)
+			}
+			g(gpWorkerCPU, prometheus.CounterValue, r.w.CPUSeconds, r.slot)
+			g(gpWorkerStart, prometheus.GaugeValue, r.w.StartTime, r.slot)
+			if r.w.HasHeartbeat {
+				g(gpWorkerBeat, prometheus.GaugeValue, r.w.HeartbeatAge, r.slot)
+			}
+		}
+	}, nil
+}
