@@ -1,0 +1,55 @@
+package collector
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsgi-exporter/wsgi_exporter/nginx"
+)
+
+// NginxKind is nginx's stub_status page; series of one target carry source="<scrape URI>".
+var NginxKind = Kind{Name: "nginx", SourceLabel: "source", Title: "nginx stub_status page"}
+
+// NginxOptions are the settings shared by every nginx source.
+type NginxOptions = nginx.Options
+
+// NewNginx returns the source for one --nginx.scrape-uri. It has an HTTP client and transport
+// of its own.
+func NewNginx(cfg Config, opts NginxOptions) (Source, error) {
+	t, err := nginx.ParseAddress(cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Kind = NginxKind.Name
+	return &nginxSource{cfg: cfg, client: nginx.NewClient(t, opts)}, nil
+}
+
+// NginxTarget returns the canonical form of a source's target (nginx.Target.String), for
+// detecting one page configured under two spellings. ok is false for other kinds.
+func NginxTarget(s Source) (target string, ok bool) {
+	n, ok := s.(*nginxSource)
+	if !ok {
+		return "", false
+	}
+	return n.client.Target().String(), true
+}
+
+// nginxSource reads one stub_status page.
+type nginxSource struct {
+	cfg    Config
+	client *nginx.Client
+}
+
+func (s *nginxSource) Kind() Kind     { return NginxKind }
+func (s *nginxSource) Config() Config { return s.cfg }
+
+// Scrape reads and parses the page; the returned Emit only builds metrics.
+func (s *nginxSource) Scrape(ctx context.Context) (Emit, error) {
+	st, err := s.client.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := s.cfg.SourceName()
+	return func(ch chan<- prometheus.Metric) { emitNginx(ch, name, st) }, nil
+}
