@@ -22,7 +22,7 @@ var (
 	uwsgiListenQueue       = uwsgiDesc("listen_queue_length", "Connections waiting in the listen queue of the instance's sockets.")
 	uwsgiListenQueueErrors = uwsgiDesc("listen_queue_errors_total", "Times the listen queue overflowed (connections uWSGI saw rejected or dropped).")
 	uwsgiSignalQueue       = uwsgiDesc("signal_queue_length", "uWSGI signals waiting in the master's queue.")
-	uwsgiLoad              = uwsgiDesc("load", "Requests in progress in the instance (uWSGI's load).")
+	uwsgiLoad              = uwsgiDesc("load", "uWSGI's load: connections waiting in the listen queues, as the master last measured it.")
 	uwsgiWorkers           = uwsgiDesc("workers", "Worker slots of the instance, cheap (stopped by the cheaper) workers included.")
 
 	// Sockets.
@@ -82,6 +82,6 @@ var (
 	uwsgiSpoolerRunning  = uwsgiDesc("spooler_running", "Whether the spooler is running a task (1) or not (0).", "dir")
 
 	// uWSGI's metrics subsystem (--enable-metrics), by uWSGI metric name.
-	uwsgiMetricCounter = uwsgiDesc("metric_counter_total", "A counter of uWSGI's metrics subsystem (--enable-metrics, --metric), by its uWSGI name.", "name")
-	uwsgiMetricGauge   = uwsgiDesc("metric_gauge", "A gauge or absolute metric of uWSGI's metrics subsystem (--enable-metrics, --metric), by its uWSGI name.", "name")
+	uwsgiMetricCounter = uwsgiDesc("metric_total", "A counter of uWSGI's metrics subsystem (--enable-metrics, --metric), by its uWSGI name.", "name")
+	uwsgiMetricGauge   = uwsgiDesc("metric_value", "A gauge or absolute metric of uWSGI's metrics subsystem (--enable-metrics, --metric), by its uWSGI name.", "name")
 )

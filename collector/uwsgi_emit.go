@@ -198,8 +198,8 @@ func (e *uwsgiEmitter) worker(w *uwsgi.Worker, id string) {
 // which are exported in base units as uwsgi_worker_*.
 var builtinWorkerMetric = regexp.MustCompile(`^worker\.[0-9]+\.`)
 
-// metrics exports uWSGI's metrics subsystem: counters as uwsgi_metric_counter_total,
-// gauges and absolute metrics as uwsgi_metric_gauge, each labelled with the uWSGI name.
+// metrics exports uWSGI's metrics subsystem: counters as uwsgi_metric_total,
+// gauges and absolute metrics as uwsgi_metric_value, each labelled with the uWSGI name.
 // Aliases repeat another metric and are left out.
 func (e *uwsgiEmitter) metrics(ms map[string]uwsgi.Metric) {
 	if len(ms) == 0 {

@@ -186,16 +186,16 @@ func TestUWSGIWorkerIDsUnique(t *testing.T) {
 
 func TestUWSGIMetricsSubsystem(t *testing.T) {
 	fams := parseExposition(t, uwsgiExposition(t, fixtureAddr(t, "unix_4workers_2threads_metrics_after_load.json"), UWSGIOptions{}))
-	if got := one(t, fams, "uwsgi_metric_counter_total", map[string]string{"name": "app_hits"}); got != 30 {
+	if got := one(t, fams, "uwsgi_metric_total", map[string]string{"name": "app_hits"}); got != 30 {
 		t.Fatalf("app_hits = %v, want 30", got)
 	}
-	if got := one(t, fams, "uwsgi_metric_counter_total", map[string]string{"name": "core.overloaded"}); got != 5 {
+	if got := one(t, fams, "uwsgi_metric_total", map[string]string{"name": "core.overloaded"}); got != 5 {
 		t.Fatalf("core.overloaded = %v, want 5", got)
 	}
-	if got := one(t, fams, "uwsgi_metric_gauge", map[string]string{"name": "core.idle_workers"}); got != 4 {
+	if got := one(t, fams, "uwsgi_metric_value", map[string]string{"name": "core.idle_workers"}); got != 4 {
 		t.Fatalf("core.idle_workers = %v, want 4", got)
 	}
-	for _, m := range append(fams["uwsgi_metric_counter_total"].GetMetric(), fams["uwsgi_metric_gauge"].GetMetric()...) {
+	for _, m := range append(fams["uwsgi_metric_total"].GetMetric(), fams["uwsgi_metric_value"].GetMetric()...) {
 		for _, lp := range m.GetLabel() {
 			if lp.GetName() == "name" && (strings.HasPrefix(lp.GetValue(), "worker.") || lp.GetValue() == "rss_size") {
 				t.Fatalf("built-in per-worker metric or alias exported: %s", lp.GetValue())
