@@ -1,0 +1,419 @@
+package gunicorn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+)
+
+// MultiprocOptions tune a MultiprocReader.
+type MultiprocOptions struct {
+	// MaxBytes caps the bytes read from one directory per scrape (0: no cap). More is a
+	// failed scrape with reason too_large, rather than a partial and misleading merge.
+	MaxBytes int64
+	// Workers read files in parallel; 0 means GOMAXPROCS.
+	Workers int
+	// ProcRoot is where /proc/<pid> is looked up to tell live writers from dead ones
+	// ("" turns the check off).
+	ProcRoot string
+	// DropDeadLiveGauges skips live* gauge files of processes that no longer exist, as
+	// mark_process_dead would have deleted them. It never drops anything when no writer at
+	// all is seen alive (the exporter may be in another pid namespace).
+	DropDeadLiveGauges bool
+}
+
+// FileInfo describes one file of a directory.
+type FileInfo struct {
+	Name       string
+	File       FileName
+	Size       int64 // on disk (the client preallocates: usually more than Used)
+	Used       int
+	Generation Generation
+	Entries    int
+	// Alive: 1 when /proc/<ID> exists, 0 when it does not, -1 when unknown (no numeric ID,
+	// or liveness checks off).
+	Alive int8
+	// Skipped: the file was not merged (a problem, or a dead process' live gauge).
+	Skipped bool
+}
+
+// FileProblem is a file skipped for a reason.
+type FileProblem struct {
+	Name   string
+	Reason string
+	Err    error
+}
+
+// Snapshot is one read of a multiprocess directory.
+type Snapshot struct {
+	Families []Family
+	Files    []FileInfo // the .db files with a valid name, in name order
+	Problems []FileProblem
+	// Dropped counts entries left out of the merge, by reason.
+	Dropped map[string]int
+	// DroppedDeadLive counts live* gauge files skipped because their process is dead.
+	DroppedDeadLive int
+	Entries         int // entries read
+	Bytes           int64
+}
+
+// MultiprocReader reads prometheus_client multiprocess directories. It keeps the parsed
+// keys between reads, so each distinct key's JSON is parsed once. One Read runs at a time.
+type MultiprocReader struct {
+	opts MultiprocOptions
+
+	mu    sync.Mutex // one Read at a time; guards epoch and the keys' merge caches
+	epoch uint64
+
+	keysMu  sync.RWMutex
+	keys    map[string]*Key
+	badKeys map[string]error
+
+	bufs sync.Pool
+}
+
+// NewMultiprocReader returns a reader.
+func NewMultiprocReader(opts MultiprocOptions) *MultiprocReader {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}}
+}
+
+const firstRead = 64 << 10 // the client's initial file size
+
+type fileEntry struct {
+	key   *Key // nil: a bad key
+	v, ts float64
+}
+
+type fileResult struct {
+	info    FileInfo
+	problem *FileProblem
+	entries []fileEntry
+	bad     int // entries with a bad key
+	buf     *[]byte
+}
+
+// Read reads and merges every .db file of dir, in sorted name order.
+func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch++
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
+			return nil, fetch.Errorf(fetch.ReasonNotFound, "%s is not a directory", dir)
+		}
+		return nil, fmt.Errorf("listing the multiprocess directory: %w", err)
+	}
+	snap := &Snapshot{Dropped: map[string]int{}}
+	var jobs []FileInfo
+	for _, de := range des {
+		name := de.Name()
+		fn, err := ParseFileName(name)
+		if err == nil && !de.Type().IsRegular() && de.Type()&fs.ModeSymlink == 0 {
+			err = &FileError{Reason: FileReasonIgnored, Err: fmt.Errorf("%q is not a regular file", name)}
+		}
+		if err != nil {
+			snap.Problems = append(snap.Problems, FileProblem{name, reasonOf(err), err})
+			continue
+		}
+		jobs = append(jobs, FileInfo{Name: name, File: fn, Alive: -1})
+	}
+	r.checkAlive(jobs)
+
+	results := make([]chan *fileResult, len(jobs))
+	for i := range results {
+		results[i] = make(chan *fileResult, 1)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var next, total atomic.Int64
+	var tooLarge atomic.Bool
+	window := make(chan struct{}, 4*r.opts.Workers) // bounds the files read ahead of the merge
+	var wg sync.WaitGroup
+	for w := 0; w < r.opts.Workers; w++ {
+		wg.Go(func() {
+			for {
+				select {
+				case window <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				res := r.readFile(filepath.Join(dir, jobs[i].Name), jobs[i], &total, &tooLarge)
+				results[i] <- res
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	m := newMerger(r.epoch)
+	for i := range jobs {
+		var res *fileResult
+		select {
+		case res = <-results[i]:
+		case <-ctx.Done():
+			return nil, fetch.Errorf(fetch.ReasonTimeout, "reading %s: %w", dir, ctx.Err())
+		}
+		<-window
+		if tooLarge.Load() {
+			return nil, fetch.Errorf(fetch.ReasonTooLarge, "%s holds more than the %d byte limit", dir, r.opts.MaxBytes)
+		}
+		if res.problem != nil {
+			if !(res.problem.Reason == FileReasonVanished && res.info.File.Live()) {
+				snap.Problems = append(snap.Problems, *res.problem)
+			}
+		} else {
+			fn := &jobs[i].File
+			for _, e := range res.entries {
+				if e.key != nil {
+					m.add(e.key, fn, e.v, e.ts)
+				}
+			}
+			snap.Entries += len(res.entries)
+			snap.Bytes += int64(res.info.Used)
+			if res.bad > 0 {
+				snap.Dropped[EntryReasonBadKey] += res.bad
+			}
+		}
+		if res.info.Skipped && res.problem == nil {
+			snap.DroppedDeadLive++
+		}
+		if res.problem == nil || res.problem.Reason != FileReasonVanished {
+			snap.Files = append(snap.Files, res.info)
+		}
+		r.release(res)
+	}
+	snap.Families = m.families()
+	for reason, n := range m.dropped {
+		snap.Dropped[reason] += n
+	}
+	r.forget()
+	return snap, nil
+}
+
+// checkAlive looks up /proc/<ID> once per numeric ID and marks dead writers' live gauges
+// to be skipped when asked to.
+func (r *MultiprocReader) checkAlive(jobs []FileInfo) {
+	if r.opts.ProcRoot == "" {
+		return
+	}
+	alive := map[string]int8{}
+	anyAlive := false
+	for i := range jobs {
+		id := jobs[i].File.ID
+		if !isPID(id) {
+			continue
+		}
+		a, ok := alive[id]
+		if !ok {
+			a = 0
+			if _, err := os.Stat(filepath.Join(r.opts.ProcRoot, id)); err == nil {
+				a = 1
+			}
+			alive[id] = a
+		}
+		jobs[i].Alive = a
+		anyAlive = anyAlive || a == 1
+	}
+	if r.opts.DropDeadLiveGauges && anyAlive {
+		for i := range jobs {
+			if jobs[i].Alive == 0 && jobs[i].File.Live() {
+				jobs[i].Skipped = true
+			}
+		}
+	}
+}
+
+func isPID(s string) bool {
+	if s == "" || len(s) > 10 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func reasonOf(err error) string {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return FileReasonVanished
+	case errors.Is(err, fs.ErrPermission):
+		return FileReasonPermission
+	}
+	return FileReasonRead
+}
+
+// readFile reads one file (at most its used bytes) and resolves its entries' keys.
+func (r *MultiprocReader) readFile(path string, info FileInfo, total *atomic.Int64, tooLarge *atomic.Bool) *fileResult {
+	res := &fileResult{info: info}
+	fail := func(err error) *fileResult {
+		res.problem = &FileProblem{info.Name, reasonOf(err), err}
+		res.info.Skipped = true
+		return res
+	}
+	if info.Skipped {
+		return res
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if !st.Mode().IsRegular() {
+		return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
+	}
+	res.info.Size = st.Size()
+	bp := r.getBuf(int(min(st.Size(), firstRead)))
+	res.buf = bp
+	buf := *bp
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return fail(err)
+	}
+	used, err := UsedOf(buf[:n])
+	if err != nil {
+		return fail(err)
+	}
+	if int64(used) > st.Size() {
+		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, st.Size())})
+	}
+	if r.opts.MaxBytes > 0 && total.Add(int64(used)) > r.opts.MaxBytes {
+		tooLarge.Store(true)
+		return fail(fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit"))
+	}
+	if used > n {
+		if cap(buf) < used {
+			nb := make([]byte, used)
+			copy(nb, buf[:n])
+			buf = nb
+			*bp = nb
+		}
+		buf = buf[:used]
+		m, err := f.ReadAt(buf[n:], int64(n))
+		if err != nil && !(err == io.EOF && n+m == used) {
+			if err == io.EOF {
+				return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s shrank while being read", info.Name)})
+			}
+			return fail(err)
+		}
+	}
+	data := buf[:used]
+	used, gen, err := ParseFile(data)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", info.Name, err))
+	}
+	res.info.Used, res.info.Generation = used, gen
+	res.entries = r.resolveKeys(data, used, gen, res)
+	res.info.Entries = len(res.entries)
+	return res
+}
+
+// resolveKeys turns a file's entries into parsed keys, parsing only keys never seen before.
+func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, res *fileResult) []fileEntry {
+	entries := make([]fileEntry, 0, 64)
+	var missing []int
+	var raws [][]byte
+	r.keysMu.RLock()
+	Entries(data, used, gen, func(e Entry) {
+		k := r.keys[string(e.Key)]
+		if k == nil {
+			missing = append(missing, len(entries))
+			raws = append(raws, e.Key)
+		}
+		entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
+	})
+	r.keysMu.RUnlock()
+	for j, i := range missing {
+		raw := raws[j]
+		r.keysMu.RLock()
+		k, known := r.keys[string(raw)]
+		_, bad := r.badKeys[string(raw)]
+		r.keysMu.RUnlock()
+		if !known && !bad {
+			var err error
+			k, err = ParseKey(raw)
+			r.keysMu.Lock()
+			if err != nil {
+				if len(r.badKeys) < 10000 {
+					r.badKeys[string(raw)] = err
+				}
+			} else if k2 := r.keys[string(raw)]; k2 != nil {
+				k = k2
+			} else {
+				r.keys[string(raw)] = k
+			}
+			r.keysMu.Unlock()
+		}
+		if k == nil {
+			res.bad++
+		}
+		entries[i].key = k
+	}
+	return entries
+}
+
+func (r *MultiprocReader) getBuf(n int) *[]byte {
+	if bp, ok := r.bufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n, max(n, firstRead))
+	return &b
+}
+
+func (r *MultiprocReader) release(res *fileResult) {
+	if res.buf != nil && cap(*res.buf) <= 16<<20 {
+		r.bufs.Put(res.buf)
+	}
+	res.buf, res.entries = nil, nil
+}
+
+// forget drops keys not seen in this read once they outnumber the live ones, so label
+// churn does not grow memory without bound.
+func (r *MultiprocReader) forget() {
+	r.keysMu.Lock()
+	defer r.keysMu.Unlock()
+	live := 0
+	for _, k := range r.keys {
+		if k.merge.epoch == r.epoch {
+			live++
+		}
+	}
+	if len(r.keys) > 2*live+1024 {
+		for s, k := range r.keys {
+			if k.merge.epoch != r.epoch {
+				delete(r.keys, s)
+			}
+		}
+	}
+	if len(r.badKeys) >= 10000 {
+		clear(r.badKeys)
+	}
+}
