@@ -2,8 +2,10 @@ package collector
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,7 +25,7 @@ var (
 	gpMasterRSS   = prometheus.NewDesc("gunicorn_master_resident_memory_bytes", "Resident memory of the gunicorn master.", gpLabel, nil)
 	gpWorkers     = prometheus.NewDesc("gunicorn_workers", "Worker processes of the master (its children) at this scrape.", gpLabel, nil)
 	gpStarted     = prometheus.NewDesc("gunicorn_workers_started_total",
-		"Worker pids that appeared since the exporter first saw this master: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.", gpLabel, nil)
+		"Workers that appeared since the exporter first saw this master, after its initial spawn: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.", gpLabel, nil)
 	gpWorkerInfo = prometheus.NewDesc("gunicorn_worker_info", "A worker in a slot (1); pid is its current process id. A new worker takes the lowest free slot.",
 		[]string{"pidfile", "slot", "pid"}, nil)
 	gpWorkerRSS   = prometheus.NewDesc("gunicorn_worker_resident_memory_bytes", "Resident memory of a worker; summed over workers it counts shared pages once per worker.", gpSlot, nil)
@@ -38,11 +40,52 @@ var (
 type GunicornProcSource struct {
 	cfg    Config
 	reader GunicornProcReader
+	now    func() float64 // unix seconds
 
 	mu        sync.Mutex // one scrape at a time: the slot and restart state follow the reads in order
 	masterPID int
 	slots     slotTracker
 	started   float64
+	initial   initialBurst
+}
+
+// spawnGap is the longest pause between two forks of gunicorn's initial spawn loop (it
+// sleeps up to 0.1 s between forks); a worker started later than that after the previous
+// one is a replacement or a TTIN addition.
+const spawnGap = 1.0
+
+// initialBurst recognises a master's first generation of workers, which it forks one by one
+// after it starts: a scrape in the middle of that loop must not count the rest as restarts.
+type initialBurst struct {
+	end    float64 // start time of the last worker of the burst
+	closed bool
+}
+
+// update extends the burst with workers started within spawnGap of its end, in start order,
+// and closes it once a later worker exists or the gap has passed.
+func (b *initialBurst) update(workers []gunicorn.Worker, now float64) {
+	if b.closed {
+		return
+	}
+	starts := make([]float64, len(workers))
+	for i, w := range workers {
+		starts[i] = w.StartTime
+	}
+	sort.Float64s(starts)
+	for _, st := range starts {
+		switch {
+		case b.end == 0 || st <= b.end:
+			b.end = max(b.end, st)
+		case st <= b.end+spawnGap:
+			b.end = st
+		default:
+			b.closed = true
+			return
+		}
+	}
+	if b.end != 0 && now > b.end+spawnGap {
+		b.closed = true
+	}
 }
 
 // GunicornProcReader reads a master and its workers; *gunicorn.ProcReader is the real one.
@@ -52,7 +95,7 @@ type GunicornProcReader interface {
 
 // NewGunicornProcSource returns a source for the pidfile in cfg.Address.
 func NewGunicornProcSource(cfg Config, reader GunicornProcReader) *GunicornProcSource {
-	return &GunicornProcSource{cfg: cfg, reader: reader}
+	return &GunicornProcSource{cfg: cfg, reader: reader, now: func() float64 { return float64(time.Now().UnixNano()) / 1e9 }}
 }
 
 // Kind implements Source.
@@ -83,10 +126,17 @@ func (s *GunicornProcSource) Scrape(ctx context.Context) (Emit, error) {
 		// the baseline, not restarts.
 		s.slots.reset()
 		s.masterPID = m.PID
+		s.initial = initialBurst{}
+		s.initial.update(m.Workers, s.now())
 		s.slots.assign(pids)
 	}
+	s.initial.update(m.Workers, s.now())
 	slots, fresh := s.slots.assign(pids)
-	s.started += float64(fresh)
+	for _, w := range m.Workers {
+		if fresh[w.PID] && w.StartTime > s.initial.end {
+			s.started++
+		}
+	}
 	started := s.started
 	rows := make([]gunicornWorkerRow, len(m.Workers))
 	for i, w := range m.Workers {

@@ -9,9 +9,10 @@ type slotTracker struct {
 	byPID map[int]int
 }
 
-// assign returns the slot of every pid and how many pids were not known before. pids of
+// assign returns the slot of every pid and the pids that were not known before. pids of
 // workers that are gone free their slots first.
-func (t *slotTracker) assign(pids []int) (slots map[int]int, fresh int) {
+func (t *slotTracker) assign(pids []int) (slots map[int]int, fresh map[int]bool) {
+	fresh = map[int]bool{}
 	if t.byPID == nil {
 		t.byPID = map[int]int{}
 	}
@@ -40,7 +41,7 @@ func (t *slotTracker) assign(pids []int) (slots map[int]int, fresh int) {
 		}
 		t.byPID[p] = next
 		used[next] = true
-		fresh++
+		fresh[p] = true
 	}
 	slots = make(map[int]int, len(t.byPID))
 	for p, s := range t.byPID {

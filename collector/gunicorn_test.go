@@ -19,21 +19,21 @@ import (
 func TestSlotTrackerReusesLowestFreeSlot(t *testing.T) {
 	var st slotTracker
 	slots, fresh := st.assign([]int{30, 10, 20})
-	if want := map[int]int{10: 0, 20: 1, 30: 2}; !reflect.DeepEqual(slots, want) || fresh != 3 {
-		t.Fatalf("%v %d", slots, fresh)
+	if want := map[int]int{10: 0, 20: 1, 30: 2}; !reflect.DeepEqual(slots, want) || len(fresh) != 3 {
+		t.Fatalf("%v %v", slots, fresh)
 	}
 	// 20 dies, 40 and 50 arrive: 40 takes the freed slot 1, 50 the next free one.
 	slots, fresh = st.assign([]int{10, 30, 40, 50})
-	if want := map[int]int{10: 0, 30: 2, 40: 1, 50: 3}; !reflect.DeepEqual(slots, want) || fresh != 2 {
-		t.Fatalf("%v %d", slots, fresh)
+	if want := map[int]int{10: 0, 30: 2, 40: 1, 50: 3}; !reflect.DeepEqual(slots, want) || !fresh[40] || !fresh[50] || len(fresh) != 2 {
+		t.Fatalf("%v %v", slots, fresh)
 	}
 	// Churn (max_requests) never grows the slot numbers beyond the workers alive at once.
 	pids := []int{10, 30, 40, 50}
 	for i := 0; i < 1000; i++ {
 		pids[i%4] = 100 + i
 		slots, fresh = st.assign(pids)
-		if fresh != 1 {
-			t.Fatalf("round %d: fresh %d", i, fresh)
+		if len(fresh) != 1 {
+			t.Fatalf("round %d: fresh %v", i, fresh)
 		}
 		for _, s := range slots {
 			if s > 3 {
@@ -53,7 +53,7 @@ func (f *fakeProcReader) Read(context.Context, string) (*gunicorn.Master, error)
 func master(pid int, workers ...int) *gunicorn.Master {
 	m := &gunicorn.Master{PID: pid, StartTime: 1700000000, CPUSeconds: 1.5, RSSBytes: 2048}
 	for _, w := range workers {
-		m.Workers = append(m.Workers, gunicorn.Worker{PID: w, StartTime: 1700000100, CPUSeconds: 0.25,
+		m.Workers = append(m.Workers, gunicorn.Worker{PID: w, StartTime: 1700000000 + float64(w), CPUSeconds: 0.25,
 			RSSBytes: 4096, PSSBytes: 1024, HasPSS: true, HeartbeatAge: 3.5, HasHeartbeat: true})
 	}
 	return m
@@ -88,7 +88,7 @@ gunicorn_worker_proportional_memory_bytes{pidfile="/run/g.pid",slot="1"} 1024
 # HELP gunicorn_workers Worker processes of the master (its children) at this scrape.
 # TYPE gunicorn_workers gauge
 gunicorn_workers{pidfile="/run/g.pid"} 2
-# HELP gunicorn_workers_started_total Worker pids that appeared since the exporter first saw this master: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.
+# HELP gunicorn_workers_started_total Workers that appeared since the exporter first saw this master, after its initial spawn: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.
 # TYPE gunicorn_workers_started_total counter
 gunicorn_workers_started_total{pidfile="/run/g.pid"} 0
 `
@@ -130,7 +130,7 @@ gunicorn_workers_started_total{pidfile="/run/g.pid"} 0
 	// A new master: its workers are the baseline, not restarts.
 	r.m, r.err = master(200, 201, 202, 203, 204), nil
 	want = `
-# HELP gunicorn_workers_started_total Worker pids that appeared since the exporter first saw this master: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.
+# HELP gunicorn_workers_started_total Workers that appeared since the exporter first saw this master, after its initial spawn: replacements after a crash, kill, timeout or max_requests, and workers added by TTIN. A worker born and gone between two scrapes is not seen.
 # TYPE gunicorn_workers_started_total counter
 gunicorn_workers_started_total{pidfile="/run/g.pid"} 2
 `
@@ -265,5 +265,33 @@ func TestGunicornStatsdDownWhenNotBound(t *testing.T) {
 	}
 	if _, err := NewGunicornStatsdSource(Config{Address: ":0"}, gunicorn.StatsdConfig{TagLabels: []string{"code"}}); err == nil {
 		t.Error("tag label code accepted")
+	}
+}
+
+func TestGunicornInitialSpawnIsNotRestarts(t *testing.T) {
+	w := func(pid int, start float64) gunicorn.Worker { return gunicorn.Worker{PID: pid, StartTime: start} }
+	r := &fakeProcReader{m: &gunicorn.Master{PID: 1, Workers: []gunicorn.Worker{w(10, 100), w(11, 100.05)}}}
+	src := NewGunicornProcSource(Config{Address: "p"}, r)
+	now := 100.1
+	src.now = func() float64 { return now }
+	scrape := func() {
+		t.Helper()
+		if _, err := src.Scrape(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scrape() // caught in the middle of the spawn loop
+	r.m.Workers = append(r.m.Workers, w(12, 100.12), w(13, 100.9))
+	now = 101
+	scrape()
+	if src.started != 0 {
+		t.Fatalf("the initial spawn counted %v restarts", src.started)
+	}
+	// 11 dies; its replacement starts long after the spawn loop.
+	r.m.Workers = []gunicorn.Worker{w(10, 100), w(12, 100.12), w(13, 100.9), w(14, 104)}
+	now = 105
+	scrape()
+	if src.started != 1 {
+		t.Fatalf("started %v, want 1", src.started)
 	}
 }
