@@ -15,7 +15,7 @@ import (
 
 // fakeWorker starts a child of the test process holding an fd to an unlinked
 // "wgunicorn-*" file, like a gunicorn worker; it returns the child and the file's ctime.
-func fakeWorker(t *testing.T, dir string, mtime *time.Time) (*exec.Cmd, time.Time) {
+func fakeWorker(t testing.TB, dir string, mtime *time.Time) (*exec.Cmd, time.Time) {
 	t.Helper()
 	f, err := os.CreateTemp(dir, "wgunicorn-")
 	if err != nil {
@@ -43,7 +43,7 @@ func fakeWorker(t *testing.T, dir string, mtime *time.Time) (*exec.Cmd, time.Tim
 	return cmd, time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 }
 
-func writePidfile(t *testing.T, path string, content string) {
+func writePidfile(t testing.TB, path string, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
