@@ -26,16 +26,15 @@ type Key struct {
 	Help   string
 
 	// Derived once, used by the merge.
-	labelsID    string  // identity of Labels
-	noLeID      string  // identity of Labels without le
-	noLe        []Label // Labels without le
-	le          float64 // the le label as a number
-	hasLe       bool
-	leErr       bool // an le label that is not a number
-	noPidID     string
-	noPid       []Label // Labels without any pid
-	merge       mergeCache
-	lastScraped uint64
+	labelsID string  // identity of Labels
+	noLeID   string  // identity of Labels without le
+	noLe     []Label // Labels without le
+	le       float64 // the le label as a number
+	hasLe    bool
+	leErr    bool // an le label that is not a number
+	noPidID  string
+	noPid    []Label // Labels without any pid
+	merge    mergeCache
 }
 
 // ParseKey parses an entry key. It accepts the 4-element keys of current clients and the
