@@ -6,9 +6,12 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/nginx"
 )
 
-// The names, types and help texts are nginx-prometheus-exporter's (stub_status collector), so
-// its dashboards work unchanged; the counters nginx_connections_accepted and _handled keep
-// its names without _total for that reason. We add the source label.
+// The names and help texts are nginx-prometheus-exporter's (stub_status collector), so its
+// dashboards work unchanged; we add the source label. nginx_connections_accepted and _handled
+// are counters without the _total suffix there. We keep the names but expose them untyped:
+// promtool check metrics rejects a counter without _total, and the OpenMetrics encoder of
+// client_golang already reports such counters as "unknown" to keep their names, so Prometheus
+// stores the same series either way and rate() works on them as before.
 func nginxDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("nginx_"+name, help, []string{NginxKind.SourceLabel}, nil)
 }
@@ -33,9 +36,12 @@ func emitNginx(ch chan<- prometheus.Metric, source string, st nginx.StubStatus) 
 	c := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), source)
 	}
+	u := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, float64(v), source)
+	}
 	g(nginxConnectionsActive, st.Active)
-	c(nginxConnectionsAccepted, st.Accepted)
-	c(nginxConnectionsHandled, st.Handled)
+	u(nginxConnectionsAccepted, st.Accepted)
+	u(nginxConnectionsHandled, st.Handled)
 	g(nginxConnectionsReading, st.Reading)
 	g(nginxConnectionsWriting, st.Writing)
 	g(nginxConnectionsWaiting, st.Waiting)
