@@ -37,7 +37,7 @@ var (
 		"Entries read from the directory's files in the last scrape.", mpDirLabels, nil)
 	mpFamiliesDesc = prometheus.NewDesc("multiproc_families",
 		"Application metric families merged from the directory in the last scrape.", mpDirLabels, nil)
-	mpDeadLiveDesc = prometheus.NewDesc("multiproc_dead_live_gauge_files_skipped",
+	mpDeadLiveDesc = prometheus.NewDesc("multiproc_dead_live_files_skipped",
 		"live* gauge files of dead processes left out of the last merge (--multiproc.drop-dead-live-gauges).", mpDirLabels, nil)
 	mpFileErrorsDesc = prometheus.NewDesc("multiproc_file_errors_total",
 		"Files skipped by a scrape, by reason (each scrape that skips a file counts it once).",
@@ -50,7 +50,7 @@ var (
 		"multiproc_up": true, "multiproc_files": true, "multiproc_file_size_bytes": true,
 		"multiproc_used_bytes": true, "multiproc_dead_process_files": true,
 		"multiproc_processes": true, "multiproc_entries": true, "multiproc_families": true,
-		"multiproc_dead_live_gauge_files_skipped": true, "multiproc_file_errors_total": true,
+		"multiproc_dead_live_files_skipped": true, "multiproc_file_errors_total": true,
 		"multiproc_entries_dropped_total":       true,
 		"wsgi_exporter_scrape_duration_seconds": true, "wsgi_exporter_scrape_errors_total": true,
 	}
