@@ -313,3 +313,57 @@ func TestGunicornProcAndStatsd(t *testing.T) {
 		PromtoolCheck(t, m.Raw)
 	})
 }
+
+// TestGunicornUSR2Upgrade follows a binary upgrade: USR2 starts a new master that writes
+// <pidfile>.2; when the old master is stopped, the new one takes over the pidfile.
+func TestGunicornUSR2Upgrade(t *testing.T) {
+	RequireCommand(t, gunicornBin)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(gunicornApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(dir, "g.pid")
+	x := StartExporter(t, "--gunicorn.pidfile="+pidfile)
+	pf := map[string]string{"pidfile": pidfile}
+	g, _ := gunicornStart(t, dir, pidfile, gunicornFreeUDPPort(t), 2)
+	oldPID := strconv.Itoa(g.Cmd.Process.Pid)
+	gunicornWait(t, x, "the old master and 2 workers", func(m Metrics) bool {
+		return m.Sum("gunicorn_master_info", map[string]string{"pid": oldPID}) == 1 && m.Sum("gunicorn_workers", pf) == 2
+	})
+	if err := g.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	var newPID string
+	WaitFor(t, 20*time.Second, "the new master's pidfile", func() bool {
+		b, err := os.ReadFile(pidfile + ".2")
+		newPID = strings.TrimSpace(string(b))
+		return err == nil && newPID != ""
+	})
+	// Once the old master is gone, Stop of its process no longer reaches the new master's
+	// process group: stop it (and its workers with it) explicitly.
+	newMaster, err := strconv.Atoi(newPID)
+	if err != nil {
+		t.Fatalf("new master pid %q", newPID)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(newMaster, syscall.SIGTERM)
+		WaitFor(t, 10*time.Second, "the new master to exit", func() bool { return syscall.Kill(newMaster, 0) != nil })
+	})
+	gunicornWait(t, x, "the new master and its 2 workers", func(m Metrics) bool {
+		return m.Sum("gunicorn_master_info", map[string]string{"pid": newPID}) == 1 && m.Sum("gunicorn_workers", pf) == 2
+	})
+	// Stop the old master: the new one is promoted and renames <pidfile>.2 to <pidfile>.
+	if err := g.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, 20*time.Second, "the promotion", func() bool {
+		b, err := os.ReadFile(pidfile)
+		_, err2 := os.Stat(pidfile + ".2")
+		return err == nil && strings.TrimSpace(string(b)) == newPID && os.IsNotExist(err2)
+	})
+	m := gunicornWait(t, x, "the promoted master", func(m Metrics) bool {
+		return m.Sum("gunicorn_up", pf) == 1 && m.Sum("gunicorn_master_info", map[string]string{"pid": newPID}) == 1 &&
+			m.Sum("gunicorn_workers", pf) == 2
+	})
+	PromtoolCheck(t, m.Raw)
+}

@@ -81,7 +81,7 @@ func NewProcReader(root string) (*ProcReader, error) {
 // new master has written "<pidfile>.2"; a live pid there wins over the old master's. It
 // returns the file the pid came from.
 func (r *ProcReader) ReadPidfile(pidfile string) (int, string, error) {
-	if pid, err := readPid(pidfile + ".2"); err == nil && r.alive(pid) {
+	if pid, err := readPid(pidfile + ".2"); err == nil && r.isGunicornPid(pid) {
 		return pid, pidfile + ".2", nil
 	}
 	pid, err := readPid(pidfile)
@@ -128,9 +128,14 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (r *ProcReader) alive(pid int) bool {
-	_, err := os.Stat(filepath.Join(r.root, strconv.Itoa(pid)))
-	return err == nil
+// isGunicornPid reports whether pid runs and is gunicorn.
+func (r *ProcReader) isGunicornPid(pid int) bool {
+	p, err := r.fs.Proc(pid)
+	if err != nil {
+		return false
+	}
+	cmd, err := p.CmdLine()
+	return err == nil && isGunicorn(cmd)
 }
 
 // Read reads the master named by pidfile and its workers. A missing or stale pidfile (pid

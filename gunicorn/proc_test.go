@@ -114,11 +114,13 @@ func TestProcUSR2PidfileWins(t *testing.T) {
 	if err != nil || pid != os.Getpid() || used != pidfile+".2" {
 		t.Fatalf("got %d %s %v, want %d from the .2 file", pid, used, err, os.Getpid())
 	}
-	// A stale .2 (pid gone) is ignored.
-	writePidfile(t, pidfile+".2", "4194303")
-	pid, used, err = r.ReadPidfile(pidfile)
-	if err != nil || pid != old.Process.Pid || used != pidfile {
-		t.Fatalf("got %d %s %v, want %d from the pidfile", pid, used, err, old.Process.Pid)
+	// A stale .2 (pid gone, or reused by another program) is ignored.
+	for _, stale := range []string{"4194303", strconv.Itoa(old.Process.Pid)} {
+		writePidfile(t, pidfile+".2", stale)
+		pid, used, err = r.ReadPidfile(pidfile)
+		if err != nil || pid != old.Process.Pid || used != pidfile {
+			t.Fatalf(".2 holding %s: got %d %s %v, want %d from the pidfile", stale, pid, used, err, old.Process.Pid)
+		}
 	}
 }
 
