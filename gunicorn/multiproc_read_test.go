@@ -38,8 +38,8 @@ func TestMultiprocReadRobust(t *testing.T) {
 	good := encodeDB(GenValue, 4096, testEntry{key: counterKey("req", `"code": "200"`), v: 3})
 	writeFile(t, dir, "counter_1.db", good)
 	writeFile(t, dir, "counter_2.db", encodeDB(GenTimestamp, 0, testEntry{key: counterKey("req", `"code": "200"`), v: 4, ts: 1}))
-	writeFile(t, dir, "counter_3.db", nil)                                  // zero-length
-	writeFile(t, dir, "counter_4.db", good[:20])                            // truncated
+	writeFile(t, dir, "counter_3.db", nil)                                   // zero-length
+	writeFile(t, dir, "counter_4.db", good[:20])                             // truncated
 	writeFile(t, dir, "counter_5.db", []byte("SQLite format 3\x00garbage!")) // SQLite
 	writeFile(t, dir, "counter_6.db", encodeDB(GenValue, 0,
 		testEntry{key: "not json", v: 100},
