@@ -1,0 +1,60 @@
+package collector
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
+)
+
+// uwsgiBenchDoc is a stats document of n workers, each a copy of the fixture's first
+// worker (2 threads, one busy with its request headers in cores[].vars).
+func uwsgiBenchDoc(b *testing.B, n int) []byte {
+	doc := loadFixture(b, "unix_4workers_2threads_metrics_busy_slow.json")
+	w0 := doc["workers"].([]any)[0].(map[string]any)
+	workers := make([]any, n)
+	for i := range workers {
+		w := make(map[string]any, len(w0))
+		for k, v := range w0 {
+			w[k] = v
+		}
+		w["id"], w["pid"] = i+1, 1000+i
+		workers[i] = w
+	}
+	doc["workers"] = workers
+	out, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkUWSGIScrape measures one scrape of a 64-worker instance without the network:
+// decode the document, build the metrics and gather them through a registry.
+func BenchmarkUWSGIScrape(b *testing.B) {
+	doc := uwsgiBenchDoc(b, 64)
+	for _, cores := range []bool{false, true} {
+		name := "64workers"
+		if cores {
+			name += "+cores"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				st, err := uwsgi.Decode(doc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				reg := prometheus.NewRegistry()
+				reg.MustRegister(emitCollector{st: st, cores: cores})
+				fams, err := reg.Gather()
+				if err != nil || len(fams) == 0 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
