@@ -3,7 +3,7 @@ package nginx
 import (
 	"fmt"
 	"net/url"
-	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -133,8 +133,14 @@ func unixTarget(s, socket, reqPath string) (Target, error) {
 	if err != nil || ref.Scheme != "" || ref.Host != "" || ref.Fragment != "" || strings.HasPrefix(reqPath, "//") {
 		return Target{}, fmt.Errorf("%q: bad request path %q", s, reqPath)
 	}
+	// A relative socket path is resolved now, as the dial would resolve it (the exporter never
+	// changes directory), so that the canonical form is a unix:/// URL.
+	abs, err := filepath.Abs(socket)
+	if err != nil {
+		return Target{}, fmt.Errorf("%q: %w", s, err)
+	}
 	return Target{
 		URL:    &url.URL{Scheme: "http", Host: "unix", Path: ref.Path, RawPath: ref.RawPath, RawQuery: ref.RawQuery},
-		Socket: path.Clean(socket),
+		Socket: abs,
 	}, nil
 }

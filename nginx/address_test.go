@@ -1,6 +1,8 @@
 package nginx
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,7 +17,6 @@ func TestParseAddress(t *testing.T) {
 		// nginx-prometheus-exporter's form.
 		{"unix:/run/nginx/status.sock:/stub_status", "http://unix/stub_status", "/run/nginx/status.sock", "unix:///run/nginx/status.sock?path=%2Fstub_status"},
 		{"unix:/run/nginx/status.sock", "http://unix/", "/run/nginx/status.sock", "unix:///run/nginx/status.sock?path=%2F"},
-		{"unix:relative.sock:/s", "http://unix/s", "relative.sock", "unix://relative.sock?path=%2Fs"},
 		// Our URL form: ':' in the socket path, escapes, a query for nginx in path=.
 		{"unix:///run/a:b/status.sock?path=/stub_status", "http://unix/stub_status", "/run/a:b/status.sock", "unix:///run/a:b/status.sock?path=%2Fstub_status"},
 		{"unix:///run/a%3Fb%20c.sock?path=%2Fst%3Fx%3D1", "http://unix/st?x=1", "/run/a?b c.sock", "unix:///run/a%3Fb%20c.sock?path=%2Fst%3Fx%3D1"},
@@ -30,6 +31,20 @@ func TestParseAddress(t *testing.T) {
 		if got.URL.String() != tc.url || got.Socket != tc.socket || got.String() != tc.canon {
 			t.Errorf("%s: url %q socket %q canon %q; want %q %q %q", tc.in, got.URL, got.Socket, got, tc.url, tc.socket, tc.canon)
 		}
+	}
+}
+
+func TestRelativeSocketIsResolved(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ParseAddress("unix:relative.sock:/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(wd, "relative.sock"); a.Socket != want || a.String() != "unix://"+want+"?path=%2Fs" {
+		t.Fatalf("socket %q canonical %q, want %q", a.Socket, a, want)
 	}
 }
 
@@ -67,4 +82,36 @@ func TestParseAddressRejects(t *testing.T) {
 			t.Errorf("%q: error %v, want one containing %q", tc.in, err, tc.want)
 		}
 	}
+}
+
+// FuzzParseAddress checks that no address crashes the parser and that the canonical form of
+// an accepted one names the same target.
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{
+		"http://127.0.0.1:8080/stub_status", "https://[::1]:8443/s?x=1",
+		"unix:/run/nginx.sock:/stub_status", "unix:/run/nginx.sock",
+		"unix:///run/a:b.sock?path=/stub_status", "unix:///run/a%3Fb.sock?path=%2Fs%3Fx",
+		"unix:/a:b:c", "http://u:p@h/", "unix:///?path=/", "unix://h/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return
+		}
+		if a.URL == nil || (a.URL.Scheme != "http" && a.URL.Scheme != "https") {
+			t.Fatalf("%q: bad request URL %v", s, a.URL)
+		}
+		if a.Socket == "" {
+			return // an http(s) URL is its own canonical form
+		}
+		b, err := ParseAddress(a.String())
+		if err != nil {
+			t.Fatalf("%q: canonical form %q does not parse: %v", s, a, err)
+		}
+		if b.Socket != a.Socket || b.URL.String() != a.URL.String() || b.String() != a.String() {
+			t.Fatalf("%q: canonical form %q names another target: %+v vs %+v", s, a, b, a)
+		}
+	})
 }
