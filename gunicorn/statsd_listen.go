@@ -2,6 +2,7 @@ package gunicorn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,6 +98,7 @@ func (l *StatsdListener) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		l.State.NewSocket()
 		l.setState(conn.LocalAddr(), nil)
 		err = l.serve(ctx, conn)
 		if ctx.Err() != nil {
@@ -119,9 +121,43 @@ func (l *StatsdListener) listen() (net.PacketConn, error) {
 		return nil, err
 	}
 	if c, ok := conn.(interface{ SetReadBuffer(int) error }); ok {
-		_ = c.SetReadBuffer(1 << 20) // absorb bursts; the kernel caps it at rmem_max
+		_ = c.SetReadBuffer(readBuffer) // absorb bursts; the kernel caps it at net.core.rmem_max
 	}
+	enableDropCount(conn)
 	return conn, nil
+}
+
+// readBuffer is the socket receive buffer asked for.
+const readBuffer = 4 << 20
+
+// enableDropCount asks the kernel to attach to every datagram the number of datagrams this
+// socket dropped so far because its receive buffer was full (SO_RXQ_OVFL).
+func enableDropCount(conn net.PacketConn) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
+	})
+}
+
+// socketDrops extracts the SO_RXQ_OVFL count from a datagram's control messages.
+func socketDrops(oob []byte) (uint32, bool) {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_RXQ_OVFL && len(m.Data) >= 4 {
+			return binary.NativeEndian.Uint32(m.Data), true
+		}
+	}
+	return 0, false
 }
 
 type msgReader interface {
@@ -140,8 +176,9 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 		defer os.Remove(l.Address)
 	}
 	buf := make([]byte, maxDatagram)
+	oob := make([]byte, 128)
 	for {
-		n, flags, err := readMsg(conn, buf)
+		n, oobn, flags, err := readMsg(conn, buf, oob)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return err
@@ -152,6 +189,9 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return err
 		}
+		if drops, ok := socketDrops(oob[:oobn]); ok {
+			l.State.SetSocketDrops(drops)
+		}
 		if flags&syscall.MSG_TRUNC != 0 {
 			l.State.Drop(DropTooLong)
 			continue
@@ -160,15 +200,15 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 	}
 }
 
-func readMsg(conn net.PacketConn, buf []byte) (int, int, error) {
+func readMsg(conn net.PacketConn, buf, oob []byte) (n, oobn, flags int, err error) {
 	switch c := conn.(type) {
 	case msgReader:
-		n, _, flags, _, err := c.ReadMsgUDP(buf, nil)
-		return n, flags, err
+		n, oobn, flags, _, err = c.ReadMsgUDP(buf, oob)
+		return n, oobn, flags, err
 	case unixMsgReader:
-		n, _, flags, _, err := c.ReadMsgUnix(buf, nil)
-		return n, flags, err
+		n, oobn, flags, _, err = c.ReadMsgUnix(buf, oob)
+		return n, oobn, flags, err
 	}
-	n, _, err := conn.ReadFrom(buf)
-	return n, 0, err
+	n, _, err = conn.ReadFrom(buf)
+	return n, 0, 0, err
 }

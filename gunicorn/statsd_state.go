@@ -77,6 +77,7 @@ type StatsdSnapshot struct {
 	Lines        float64
 	Dropped      map[string]float64 // by reason, every reason present
 	LastDatagram time.Time          // zero before the first datagram
+	SocketDrops  float64            // datagrams the kernel dropped: the receive buffer was full
 	Groups       []StatsdGroup      // sorted by TagValues
 }
 
@@ -92,6 +93,28 @@ type StatsdState struct {
 	dropped   map[string]float64
 	last      time.Time
 	groups    map[string]*StatsdGroup
+	// socket drops: the kernel's count is per socket and 32 bits wide; dropsBase carries
+	// what earlier sockets (or wraps) counted.
+	dropsBase, dropsLast uint64
+}
+
+// SetSocketDrops records the kernel's cumulative count of datagrams the current socket
+// dropped (SO_RXQ_OVFL).
+func (s *StatsdState) SetSocketDrops(n uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if uint64(n) < s.dropsLast { // wrapped
+		s.dropsBase += 1 << 32
+	}
+	s.dropsLast = uint64(n)
+}
+
+// NewSocket starts counting socket drops of a new socket from 0 without losing the past.
+func (s *StatsdState) NewSocket() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropsBase += s.dropsLast
+	s.dropsLast = 0
 }
 
 // NewStatsdState returns an empty state; cfg must have passed Check.
@@ -216,6 +239,7 @@ func (s *StatsdState) Snapshot() StatsdSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := StatsdSnapshot{Datagrams: s.datagrams, Lines: s.lines, LastDatagram: s.last,
+		SocketDrops: float64(s.dropsBase + s.dropsLast),
 		Dropped: make(map[string]float64, len(s.dropped))}
 	for k, v := range s.dropped {
 		snap.Dropped[k] = v

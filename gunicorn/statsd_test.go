@@ -369,3 +369,65 @@ func FuzzStatsdDatagram(f *testing.F) {
 		}
 	})
 }
+
+// TestStatsdSocketDropsCounted overflows a socket's receive buffer on purpose and checks the
+// kernel's drop count against what was sent and received.
+func TestStatsdSocketDropsCounted(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.UDPConn).SetReadBuffer(4096)
+	enableDropCount(conn)
+	c, err := net.Dial("udp", conn.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 500
+	for i := 0; i < sent; i++ {
+		if _, err := c.Write([]byte("gunicorn.requests:1|c|@1.0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := NewStatsdState(StatsdConfig{})
+	buf, oob := make([]byte, maxDatagram), make([]byte, 128)
+	received := 0
+	read := func() bool {
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, oobn, _, err := readMsg(conn, buf, oob)
+		if err != nil {
+			return false
+		}
+		received++
+		st.HandleDatagram(buf[:n])
+		if d, ok := socketDrops(oob[:oobn]); ok {
+			st.SetSocketDrops(d)
+		}
+		return true
+	}
+	for read() {
+	}
+	// The kernel stamps a datagram with the drops counted when it was queued: one more,
+	// queued after the overflow, carries the count.
+	if _, err := c.Write([]byte("gunicorn.requests:1|c|@1.0")); err != nil {
+		t.Fatal(err)
+	}
+	if !read() {
+		t.Fatal("the datagram after the overflow did not arrive")
+	}
+	snap := st.Snapshot()
+	if received <= 1 || received == sent+1 {
+		t.Fatalf("received %d of %d: the buffer did not overflow as planned", received, sent)
+	}
+	if snap.SocketDrops != float64(sent+1-received) || snap.Datagrams != float64(received) {
+		t.Fatalf("socket drops %v, want %d (sent %d, received %d)", snap.SocketDrops, sent+1-received, sent+1, received)
+	}
+	// A new socket starts from 0 and keeps what was counted.
+	st.NewSocket()
+	st.SetSocketDrops(3)
+	if got := st.Snapshot().SocketDrops; got != float64(sent+1-received+3) {
+		t.Fatalf("after a new socket: %v", got)
+	}
+}
