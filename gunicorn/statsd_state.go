@@ -240,7 +240,7 @@ func (s *StatsdState) Snapshot() StatsdSnapshot {
 	defer s.mu.Unlock()
 	snap := StatsdSnapshot{Datagrams: s.datagrams, Lines: s.lines, LastDatagram: s.last,
 		SocketDrops: float64(s.dropsBase + s.dropsLast),
-		Dropped: make(map[string]float64, len(s.dropped))}
+		Dropped:     make(map[string]float64, len(s.dropped))}
 	for k, v := range s.dropped {
 		snap.Dropped[k] = v
 	}
