@@ -20,7 +20,7 @@ const uwsgiApp = `import time
 
 def application(env, start_response):
     path = env.get('PATH_INFO', '/')
-    if path == '/slow':
+    if path.startswith('/slow'):
         time.sleep(float(env.get('QUERY_STRING') or '1'))
     elif path == '/error':
         raise RuntimeError('boom')
@@ -191,7 +191,9 @@ func TestUWSGI(t *testing.T) {
 		const busy = 3
 		var wg sync.WaitGroup
 		for i := 0; i < busy; i++ {
-			wg.Go(func() { HTTPGetN(t, unix.httpURL+"/slow?2", 1, 200) })
+			// A control byte in the path: uWSGI writes it raw into the stats JSON
+			// (cores[].vars), which strict JSON parsers reject.
+			wg.Go(func() { HTTPGetN(t, unix.httpURL+"/slow%01?2", 1, 200) })
 		}
 		WaitFor(t, 10*time.Second, "3 busy workers", func() bool {
 			return uwsgiSum(x.Scrape(t), "uwsgi_worker_busy", unix.uri) == busy

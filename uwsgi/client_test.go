@@ -356,3 +356,29 @@ func TestGlobOnlySockets(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestDecodeRawControlBytes: uWSGI does not escape most control bytes, so a request for
+// /s%01low in progress yields a document strict JSON rejects. It must still decode.
+func TestDecodeRawControlBytes(t *testing.T) {
+	doc := fixture(t, "unix_4workers_2threads_metrics_busy_slow.json")
+	bad := []byte(strings.Replace(string(doc), "PATH_INFO=/slow", "PATH_INFO=/s\x01l\x1fow\\\\\x02", 1))
+	if string(bad) == string(doc) {
+		t.Fatal("fixture changed: nothing replaced")
+	}
+	st, err := Decode(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := 0
+	for _, w := range st.Workers {
+		if w.Status == StatusBusy {
+			busy++
+		}
+	}
+	if busy != 4 || len(st.Workers[0].Cores) != 2 || st.Version != "2.0.21-debian" {
+		t.Fatalf("busy %d of %d workers, version %q", busy, len(st.Workers), st.Version)
+	}
+	// A control byte outside a string is still an error.
+	_, err = Decode([]byte("{\"version\":\x01\"2\"}"))
+	wantReason(t, err, fetch.ReasonDecode)
+}

@@ -7,6 +7,7 @@ package uwsgi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -196,10 +197,44 @@ func Decode(b []byte) (*Stats, error) {
 		return nil, fetch.Errorf(fetch.ReasonDecode, "stats document is not a JSON object (starts with %q)", t[:min(len(t), 16)])
 	}
 	s := new(Stats)
-	if err := json.Unmarshal(t, s); err != nil {
+	err := json.Unmarshal(t, s)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// uWSGI escapes only \t, \n, \r, " and \ in request variables, and nothing in
+		// names: a request for /a%01b in progress puts a raw control byte in the
+		// document. Blank such bytes inside strings and try once more.
+		if fixed, ok := blankControlBytes(t); ok {
+			s = new(Stats)
+			err = json.Unmarshal(fixed, s)
+		}
+	}
+	if err != nil {
 		return nil, fetch.Errorf(fetch.ReasonDecode, "decoding stats JSON: %w", err)
 	}
 	return s, nil
+}
+
+// blankControlBytes returns a copy of b with the control bytes (< 0x20) that appear inside
+// JSON strings replaced by spaces, and whether there were any.
+func blankControlBytes(b []byte) ([]byte, bool) {
+	var out []byte
+	inString, escaped := false, false
+	for i, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString && c < 0x20:
+			if out == nil {
+				out = bytes.Clone(b)
+			}
+			out[i] = ' '
+		}
+	}
+	return out, out != nil
 }
 
 // String summarises s for messages.
