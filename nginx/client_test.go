@@ -400,3 +400,29 @@ func TestTLSOptionsErrors(t *testing.T) {
 		t.Fatalf("default must verify against the system roots: %+v %v", cfg, err)
 	}
 }
+
+// BenchmarkFetchUnix is one full read over a unix socket with a kept-alive connection:
+// request, response, parse.
+func BenchmarkFetchUnix(b *testing.B) {
+	sock := filepath.Join(b.TempDir(), "n.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: stubHandler(idleBody), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	target, err := ParseAddress("unix:" + sock + ":/stub_status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewClient(target, Options{})
+	defer c.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Fetch(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -170,3 +170,14 @@ func FuzzParseStubStatus(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseStubStatus(b *testing.B) {
+	body := readFixture(b, "stub_status_after_load_http.txt")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseStubStatus(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
