@@ -43,13 +43,13 @@ func init() {
 				Default("true").Bool(),
 			authUser: app.Flag("nginx.basic-auth-user",
 				"User for HTTP basic auth toward nginx (needs --nginx.basic-auth-password-file).").
-				String(),
+				PlaceHolder("USER").String(),
 			passwordFile: app.Flag("nginx.basic-auth-password-file",
 				"File holding the basic auth password (one trailing newline is ignored).").
 				PlaceHolder("FILE").String(),
 			hostHeader: app.Flag("nginx.host-header",
 				"Host header sent to nginx (and TLS server name for https), e.g. to reach the virtual host that serves stub_status.").
-				String(),
+				PlaceHolder("HOST").String(),
 		}
 	})
 }
