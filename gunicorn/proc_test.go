@@ -1,6 +1,7 @@
 package gunicorn
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -40,7 +41,24 @@ func fakeWorker(t testing.TB, dir string, mtime *time.Time) (*exec.Cmd, time.Tim
 	}
 	f.Close()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitSleeping(t, cmd.Process.Pid)
 	return cmd, time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+// waitSleeping waits until pid has finished starting and sleeps (state S), so that its
+// memory figures are settled.
+func waitSleeping(t testing.TB, pid int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err == nil {
+			if j := bytes.LastIndexByte(b, ')'); j >= 0 && len(b) > j+2 && b[j+2] == 'S' {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d never went to sleep", pid)
 }
 
 func writePidfile(t testing.TB, path string, content string) {
