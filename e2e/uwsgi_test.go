@@ -195,18 +195,22 @@ func TestUWSGI(t *testing.T) {
 			// (cores[].vars), which strict JSON parsers reject.
 			wg.Go(func() { HTTPGetN(t, unix.httpURL+"/slow%01?2", 1, 200) })
 		}
+		var m Metrics
 		WaitFor(t, 10*time.Second, "3 busy workers", func() bool {
-			return uwsgiSum(x.Scrape(t), "uwsgi_worker_busy", unix.uri) == busy
+			m = x.Scrape(t)
+			return uwsgiSum(m, "uwsgi_worker_busy", unix.uri) == busy
 		})
-		m := x.Scrape(t)
-		// The slow requests last 2s: the state cannot have changed since.
-		if got := uwsgiSum(m, "uwsgi_worker_busy", unix.uri); got == busy {
-			if idle := uwsgiSum(m, "uwsgi_worker_idle", unix.uri); idle != uwsgiWorkers-busy {
-				t.Errorf("idle workers = %v, want %d", idle, uwsgiWorkers-busy)
+		// The same scrape that shows 3 busy workers shows the fourth idle.
+		if idle := uwsgiSum(m, "uwsgi_worker_idle", unix.uri); idle != uwsgiWorkers-busy {
+			t.Errorf("idle workers = %v, want %d", idle, uwsgiWorkers-busy)
+		}
+		for st, want := range map[string]float64{"busy": busy, "idle": uwsgiWorkers - busy, "cheap": 0, "pause": 0, "sig": 0, "unknown": 0} {
+			if got := m.Sum("uwsgi_worker_status", map[string]string{"stats_uri": unix.uri, "status": st}); got != want {
+				t.Errorf("uwsgi_worker_status{status=%q} sums to %v, want %v", st, got, want)
 			}
-			if st := m.Sum("uwsgi_worker_status", map[string]string{"stats_uri": unix.uri, "status": "busy"}); st != busy {
-				t.Errorf("uwsgi_worker_status{status=busy} sums to %v", st)
-			}
+		}
+		if got := m.Sum("uwsgi_worker_core_busy", map[string]string{"stats_uri": unix.uri}); got != busy {
+			t.Errorf("uwsgi_worker_core_busy sums to %v, want %d", got, busy)
 		}
 		wg.Wait()
 	})
