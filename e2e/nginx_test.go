@@ -32,8 +32,9 @@ type nginxServer struct {
 	Proc     *Process
 }
 
-// nginxTLS is the server certificate and key (PEM) of the https port.
-type nginxTLS struct{ certPEM, keyPEM []byte }
+// nginxTLS is the server certificate and key (PEM) of the https port, and the CA whose
+// client certificates /stub_status_mtls requires.
+type nginxTLS struct{ certPEM, keyPEM, clientCAPEM []byte }
 
 const nginxAuthUser, nginxAuthPassword = "prom", "s3cret pa$$"
 
@@ -55,8 +56,11 @@ func nginxStart(t *testing.T, tlsMat *nginxTLS) *nginxServer {
 		n.TLSPort = FreePort(t)
 		nginxWrite(t, dir, "server.pem", string(tlsMat.certPEM))
 		nginxWrite(t, dir, "server.key", string(tlsMat.keyPEM))
+		nginxWrite(t, dir, "client-ca.pem", string(tlsMat.clientCAPEM))
 		tlsServer = fmt.Sprintf(`server { listen 127.0.0.1:%d ssl; ssl_certificate server.pem; ssl_certificate_key server.key;
-    location = /stub_status { stub_status; } }`, n.TLSPort)
+    ssl_client_certificate client-ca.pem; ssl_verify_client optional;
+    location = /stub_status { stub_status; }
+    location = /stub_status_mtls { if ($ssl_client_verify != SUCCESS) { return 403; } stub_status; } }`, n.TLSPort)
 	}
 	nginxWrite(t, dir, "nginx.conf", fmt.Sprintf(`worker_processes 1;
 pid nginx.pid;
@@ -263,8 +267,9 @@ func TestNginxMixedTargetsAndRestart(t *testing.T) {
 	PromtoolCheck(t, m.Raw)
 }
 
-// nginxCert makes a CA and a server certificate for 127.0.0.1 signed by it.
-func nginxCert(t *testing.T) (caPEM []byte, srv *nginxTLS) {
+// nginxCert makes a CA, a server certificate for 127.0.0.1 signed by it, and a client
+// certificate and key signed by it too.
+func nginxCert(t *testing.T) (caPEM []byte, srv *nginxTLS, clientCert, clientKey []byte) {
 	t.Helper()
 	gen := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -301,30 +306,44 @@ func nginxCert(t *testing.T) (caPEM []byte, srv *nginxTLS) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}, ca, caKey)
-	return caPEM, &nginxTLS{certPEM: certPEM, keyPEM: keyPEM}
+	_, _, clientCert, clientKey = gen(&x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "prometheus"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, caKey)
+	return caPEM, &nginxTLS{certPEM: certPEM, keyPEM: keyPEM, clientCAPEM: caPEM}, clientCert, clientKey
 }
 
 // TestNginxTLS: verification is on by default; the CA flag makes it pass; the insecure
-// switch skips it.
+// switch skips it; a client certificate is presented when configured.
 func TestNginxTLS(t *testing.T) {
-	caPEM, srv := nginxCert(t)
+	caPEM, srv, clientCert, clientKey := nginxCert(t)
 	n := nginxStart(t, srv)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
+	tmp := t.TempDir()
+	caFile, certFile, keyFile := filepath.Join(tmp, "ca.pem"), filepath.Join(tmp, "client.pem"), filepath.Join(tmp, "client.key")
+	for f, b := range map[string][]byte{caFile: caPEM, certFile: clientCert, keyFile: clientKey} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	uri := fmt.Sprintf("https://127.0.0.1:%d/stub_status", n.TLSPort)
+	mtls := uri + "_mtls"
 	for _, tc := range []struct {
 		name   string
+		uri    string
 		args   []string
 		up     float64
 		reason string
+		log    string
 	}{
-		{"with CA", []string{"--nginx.ssl-ca-cert=" + caFile}, 1, ""},
-		{"system roots", nil, 0, "connect"},
-		{"insecure", []string{"--no-nginx.ssl-verify"}, 1, ""},
+		{"with CA", uri, []string{"--nginx.ssl-ca-cert=" + caFile}, 1, "", ""},
+		{"system roots", uri, nil, 0, "connect", "certificate signed by unknown authority"},
+		{"insecure", uri, []string{"--no-nginx.ssl-verify"}, 1, "", ""},
+		{"client certificate", mtls, []string{"--nginx.ssl-ca-cert=" + caFile, "--nginx.ssl-client-cert=" + certFile, "--nginx.ssl-client-key=" + keyFile}, 1, "", ""},
+		{"no client certificate", mtls, []string{"--nginx.ssl-ca-cert=" + caFile}, 0, "http_status", "nginx answered 403 Forbidden"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			uri := tc.uri
 			x := StartExporter(t, append([]string{"--nginx.scrape-uri=" + uri}, tc.args...)...)
 			m := x.Scrape(t)
 			if got := m.Get(t, "nginx_up", src(uri)); got != tc.up {
@@ -334,8 +353,8 @@ func TestNginxTLS(t *testing.T) {
 				if e := nginxErrors(m, uri, tc.reason); e != 1 {
 					t.Fatalf("%s errors %v, want 1", tc.reason, e)
 				}
-				if !strings.Contains(x.Output(), "certificate signed by unknown authority") {
-					t.Fatalf("the log does not say why:\n%s", x.Output())
+				if !strings.Contains(x.Output(), tc.log) {
+					t.Fatalf("the log does not say %q:\n%s", tc.log, x.Output())
 				}
 			} else {
 				m.Get(t, "nginx_http_requests_total", src(uri))
