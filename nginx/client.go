@@ -148,6 +148,10 @@ func (c *Client) requestError(ctx context.Context, err error) error {
 	if errors.As(err, &verr) || errors.As(err, &herr) || errors.As(err, &uerr) || errors.As(err, &rerr) {
 		return fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.target, err)
 	}
+	if strings.Contains(err.Error(), "malformed HTTP") {
+		// Something answers, but not HTTP (e.g. a uWSGI stats port given by mistake).
+		return fetch.Errorf(fetch.ReasonDecode, "%s does not speak HTTP: %w", c.target, err)
+	}
 	if fetch.ReasonOf(err) == fetch.ReasonOther {
 		return fetch.Errorf(fetch.ReasonConnect, "requesting %s: %w", c.target, err)
 	}

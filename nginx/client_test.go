@@ -426,3 +426,24 @@ func BenchmarkFetchUnix(b *testing.B) {
 		}
 	}
 }
+
+func TestFetchNotHTTP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(conn, `{"version":"2.0.21","workers":[]}`) // a uWSGI stats server
+			conn.Close()
+		}
+	}()
+	c := realClient(t, "http://"+l.Addr().String()+"/stub_status", Options{})
+	_, err = fetchTimeout(c, 5*time.Second)
+	wantReason(t, err, fetch.ReasonDecode, "does not speak HTTP")
+}
