@@ -127,7 +127,7 @@ func TestGunicornProcAndStatsd(t *testing.T) {
 	pidfile := filepath.Join(dir, "g.pid")
 	statsdPort := gunicornFreeUDPPort(t)
 	x := StartExporter(t, "--gunicorn.pidfile="+pidfile,
-		fmt.Sprintf("--gunicorn.statsd-listen-address=127.0.0.1:%d", statsdPort))
+		fmt.Sprintf("--gunicorn.statsd-listen-address=127.0.0.1:%d", statsdPort), "--gunicorn.statsd-tag-labels=env")
 	pf := map[string]string{"pidfile": pidfile}
 
 	// Before gunicorn runs: the pidfile is missing, the listener is up.
@@ -283,8 +283,10 @@ func TestGunicornProcAndStatsd(t *testing.T) {
 			t.Fatalf("stopped gunicorn not counted as not_found:\n%s", gunicornGrep(m.Raw, "errors"))
 		}
 
-		// Again, with max_requests: every worker is replaced after 3 requests.
-		g2, url2 := gunicornStart(t, dir, pidfile, statsdPort, 2, "--max-requests", "3")
+		// Again, with max_requests: every worker is replaced after 3 requests. A statsd
+		// prefix and dogstatsd tags this time: the prefix is stripped, the env tag is a label.
+		g2, url2 := gunicornStart(t, dir, pidfile, statsdPort, 2, "--max-requests", "3",
+			"--statsd-prefix", "myapp", "--dogstatsd-tags", "env:e2e,team:x")
 		gunicornWait(t, x, "recovery", func(m Metrics) bool {
 			return m.Sum("gunicorn_up", pf) == 1 && m.Sum("gunicorn_workers", pf) == 2
 		})
@@ -299,9 +301,22 @@ func TestGunicornProcAndStatsd(t *testing.T) {
 		// boots 2 + 4.
 		booted := func() int { return strings.Count(g2.Output(), "Booting worker with pid") }
 		WaitFor(t, 20*time.Second, "gunicorn to boot 6 workers", func() bool { return booted() == 6 })
-		m = gunicornWait(t, x, "4 replacements counted", func(m Metrics) bool {
+		gunicornWait(t, x, "4 replacements counted", func(m Metrics) bool {
 			return m.Sum("gunicorn_workers", pf) == 2 && m.Sum("gunicorn_workers_started_total", pf) == 2+4
 		})
+		e2e := map[string]string{"env": "e2e"}
+		m = gunicornWait(t, x, "12 tagged requests over statsd", func(m Metrics) bool {
+			return m.Sum("gunicorn_statsd_requests_total", e2e) == 12
+		})
+		if got := m.Get(t, "gunicorn_statsd_responses_total", map[string]string{"env": "e2e", "code": "200"}); got != 12 {
+			t.Errorf("tagged 200s %v, want 12", got)
+		}
+		if got := m.Get(t, "gunicorn_statsd_requests_total", map[string]string{"env": ""}); got != 16 {
+			t.Errorf("untagged requests %v, want the first gunicorn's 16 (15 and /sleep)", got)
+		}
+		if got := m.Get(t, "gunicorn_statsd_workers", e2e); got != 2 {
+			t.Errorf("tagged workers %v, want 2", got)
+		}
 		if n := m.Count("gunicorn_worker_info", pf); n != 2 {
 			t.Fatalf("%d worker series, want 2 (slots are reused)", n)
 		}
