@@ -1,6 +1,7 @@
 package nginx
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -439,6 +440,10 @@ func TestFetchNotHTTP(t *testing.T) {
 			if err != nil {
 				return
 			}
+			// Read the request first: a server that writes before it would race with the
+			// request and make Go report an unsolicited response instead.
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = http.ReadRequest(bufio.NewReader(conn))
 			_, _ = io.WriteString(conn, `{"version":"2.0.21","workers":[]}`) // a uWSGI stats server
 			conn.Close()
 		}
