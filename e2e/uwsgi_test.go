@@ -137,10 +137,10 @@ func TestUWSGI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--uwsgi.collect-cores", "--uwsgi.stats-uri=file://" + fixture}
-	for _, in := range instances {
-		args = append(args, "--uwsgi.stats-uri="+in.uri)
-	}
+	// The unix instance is configured through a glob (one socket per Emperor vassal): it
+	// expands at every scrape into a source named by the socket's own URI.
+	args := []string{"--uwsgi.collect-cores", "--uwsgi.stats-uri=file://" + fixture,
+		"--uwsgi.stats-uri=" + tcp.uri, "--uwsgi.stats-uri=unix://" + sockDir + "/*.sock", "--uwsgi.stats-uri=" + httpInst.uri}
 	x := StartExporter(t, args...)
 
 	m := x.Scrape(t)
