@@ -3,9 +3,13 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestGunicornBadFlagsFailAtStart checks that unusable gunicorn flags stop the exporter at
@@ -49,4 +53,38 @@ func TestGunicornStatsdBindFailureIsDown(t *testing.T) {
 		t.Fatalf("connect errors %v, want 1", got)
 	}
 	PromtoolCheck(t, m.Raw)
+}
+
+// TestGunicornStalePidfile kills the master outright, which leaves its pidfile behind: the
+// source is down with reason not_found and says the pidfile is stale.
+func TestGunicornStalePidfile(t *testing.T) {
+	RequireCommand(t, gunicornBin)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(gunicornApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(dir, "g.pid")
+	x := StartExporter(t, "--gunicorn.pidfile="+pidfile)
+	pf := map[string]string{"pidfile": pidfile}
+	g, _ := gunicornStart(t, dir, pidfile, gunicornFreeUDPPort(t), 1)
+	errs := map[string]string{"kind": "gunicorn", "reason": "not_found"}
+	before := gunicornWait(t, x, "gunicorn up", func(m Metrics) bool { return m.Sum("gunicorn_workers", pf) == 1 }).
+		Get(t, "wsgi_exporter_scrape_errors_total", errs)
+	if err := g.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// (Exited waits for the output pipes too, which the orphaned worker keeps open.)
+	WaitFor(t, 10*time.Second, "the master to die", func() bool { return syscall.Kill(g.Cmd.Process.Pid, 0) != nil })
+	if _, err := os.Stat(pidfile); err != nil {
+		t.Fatalf("the pidfile should outlive a SIGKILLed master: %v", err)
+	}
+	m := gunicornWait(t, x, "gunicorn_up 0", func(m Metrics) bool { return m.Sum("gunicorn_up", pf) == 0 })
+	if got := m.Get(t, "wsgi_exporter_scrape_errors_total", errs); got != before+1 {
+		t.Fatalf("not_found errors %v, want %v", got, before+1)
+	}
+	WaitFor(t, 10*time.Second, "the stale pidfile in the log", func() bool {
+		return strings.Contains(x.Output(), "stale pidfile "+pidfile)
+	})
+	// The orphaned worker is in gunicorn's process group; stop it.
+	t.Cleanup(func() { _ = syscall.Kill(-g.Cmd.Process.Pid, syscall.SIGKILL) })
 }
