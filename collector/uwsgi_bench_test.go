@@ -12,7 +12,7 @@ import (
 // uwsgiBenchDoc is a stats document of n workers, each a copy of the fixture's first
 // worker (2 threads, one busy with its request headers in cores[].vars).
 func uwsgiBenchDoc(b *testing.B, n int) []byte {
-	doc := loadFixture(b, "unix_4workers_2threads_metrics_busy_slow.json")
+	doc := uwsgiLoadFixture(b, "unix_4workers_2threads_metrics_busy_slow.json")
 	w0 := doc["workers"].([]any)[0].(map[string]any)
 	workers := make([]any, n)
 	for i := range workers {
@@ -49,7 +49,7 @@ func BenchmarkUWSGIScrape(b *testing.B) {
 					b.Fatal(err)
 				}
 				reg := prometheus.NewRegistry()
-				reg.MustRegister(emitCollector{st: st, cores: cores})
+				reg.MustRegister(uwsgiEmitCollector{st: st, cores: cores})
 				fams, err := reg.Gather()
 				if err != nil || len(fams) == 0 {
 					b.Fatal(err)

@@ -16,16 +16,16 @@ func TestUWSGIGoldenMatchesJSON(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
-			doc := loadFixture(t, filepath.Base(f))
+			doc := uwsgiLoadFixture(t, filepath.Base(f))
 			b, err := os.ReadFile(filepath.Join(uwsgiFixtures, "expected", name+".prom"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			fams := parseExposition(t, b)
+			fams := uwsgiParse(t, b)
 			num := func(m map[string]any, k string) float64 { v, _ := m[k].(float64); return v }
 			check := func(metric string, labels map[string]string, want float64) {
 				t.Helper()
-				if got := one(t, fams, metric, labels); got != want {
+				if got := uwsgiOne(t, fams, metric, labels); got != want {
 					t.Errorf("%s%v = %v, JSON says %v", metric, labels, got, want)
 				}
 			}

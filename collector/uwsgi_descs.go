@@ -15,7 +15,7 @@ func uwsgiDesc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	wl = []string{"worker_id"} // worker labels after stats_uri
+	uwsgiWL = []string{"worker_id"} // worker labels after stats_uri
 
 	// Instance.
 	uwsgiVersionInfo       = uwsgiDesc("version_info", "uWSGI version of the instance (always 1).", "version")
@@ -32,42 +32,42 @@ var (
 	uwsgiSocketCanOffload = uwsgiDesc("socket_can_offload", "Whether the socket can offload transfers (1) or not (0).", "name", "proto")
 
 	// Workers.
-	uwsgiWorkerAccepting   = uwsgiDesc("worker_accepting", "Whether the worker accepts requests (1) or not (0).", wl...)
-	uwsgiWorkerDelta       = uwsgiDesc("worker_delta_requests", "Requests the worker served since the master last reset this count.", wl...)
-	uwsgiWorkerSignalQueue = uwsgiDesc("worker_signal_queue_length", "uWSGI signals waiting in the worker's queue.", wl...)
-	uwsgiWorkerRSS         = uwsgiDesc("worker_rss_bytes", "Resident memory of the worker. Only with uWSGI's --memory-report: absent otherwise.", wl...)
-	uwsgiWorkerVSZ         = uwsgiDesc("worker_vsz_bytes", "Virtual memory of the worker. Only with uWSGI's --memory-report: absent otherwise.", wl...)
-	uwsgiWorkerRunningTime = uwsgiDesc("worker_running_time_seconds_total", "Time the worker spent serving requests, cumulative.", wl...)
-	uwsgiWorkerLastSpawn   = uwsgiDesc("worker_last_spawn_time_seconds", "When the worker was last spawned, as a Unix time. Absent for a worker never spawned.", wl...)
-	uwsgiWorkerAvgRT       = uwsgiDesc("worker_average_response_time_seconds", "Moving average of the worker's response time.", wl...)
-	uwsgiWorkerApps        = uwsgiDesc("worker_apps", "Applications loaded in the worker.", wl...)
-	uwsgiWorkerCores       = uwsgiDesc("worker_cores", "Cores (threads or async cores) of the worker. Absent with --stats-no-cores.", wl...)
-	uwsgiWorkerRequests    = uwsgiDesc("worker_requests_total", "Requests served by the worker.", wl...)
-	uwsgiWorkerExceptions  = uwsgiDesc("worker_exceptions_total", "Exceptions raised in the worker's requests.", wl...)
-	uwsgiWorkerHarakiri    = uwsgiDesc("worker_harakiri_count_total", "Times the worker was killed by harakiri (request over --harakiri).", wl...)
-	uwsgiWorkerSignals     = uwsgiDesc("worker_signals_total", "uWSGI signals the worker handled.", wl...)
-	uwsgiWorkerRespawns    = uwsgiDesc("worker_respawn_count_total", "Times the worker slot was (re)spawned.", wl...)
-	uwsgiWorkerTX          = uwsgiDesc("worker_transmitted_bytes_total", "Bytes the worker sent in responses.", wl...)
-	uwsgiWorkerBusy        = uwsgiDesc("worker_busy", "Whether the worker's status is busy (1) or not (0).", wl...)
-	uwsgiWorkerIdle        = uwsgiDesc("worker_idle", "Whether the worker's status is idle (1) or not (0).", wl...)
-	uwsgiWorkerCheap       = uwsgiDesc("worker_cheap", "Whether the worker's status is cheap (1) or not (0).", wl...)
+	uwsgiWorkerAccepting   = uwsgiDesc("worker_accepting", "Whether the worker accepts requests (1) or not (0).", uwsgiWL...)
+	uwsgiWorkerDelta       = uwsgiDesc("worker_delta_requests", "Requests the worker served since the master last reset this count.", uwsgiWL...)
+	uwsgiWorkerSignalQueue = uwsgiDesc("worker_signal_queue_length", "uWSGI signals waiting in the worker's queue.", uwsgiWL...)
+	uwsgiWorkerRSS         = uwsgiDesc("worker_rss_bytes", "Resident memory of the worker. Only with uWSGI's --memory-report: absent otherwise.", uwsgiWL...)
+	uwsgiWorkerVSZ         = uwsgiDesc("worker_vsz_bytes", "Virtual memory of the worker. Only with uWSGI's --memory-report: absent otherwise.", uwsgiWL...)
+	uwsgiWorkerRunningTime = uwsgiDesc("worker_running_time_seconds_total", "Time the worker spent serving requests, cumulative.", uwsgiWL...)
+	uwsgiWorkerLastSpawn   = uwsgiDesc("worker_last_spawn_time_seconds", "When the worker was last spawned, as a Unix time. Absent for a worker never spawned.", uwsgiWL...)
+	uwsgiWorkerAvgRT       = uwsgiDesc("worker_average_response_time_seconds", "Moving average of the worker's response time.", uwsgiWL...)
+	uwsgiWorkerApps        = uwsgiDesc("worker_apps", "Applications loaded in the worker.", uwsgiWL...)
+	uwsgiWorkerCores       = uwsgiDesc("worker_cores", "Cores (threads or async cores) of the worker. Absent with --stats-no-cores.", uwsgiWL...)
+	uwsgiWorkerRequests    = uwsgiDesc("worker_requests_total", "Requests served by the worker.", uwsgiWL...)
+	uwsgiWorkerExceptions  = uwsgiDesc("worker_exceptions_total", "Exceptions raised in the worker's requests.", uwsgiWL...)
+	uwsgiWorkerHarakiri    = uwsgiDesc("worker_harakiri_count_total", "Times the worker was killed by harakiri (request over --harakiri).", uwsgiWL...)
+	uwsgiWorkerSignals     = uwsgiDesc("worker_signals_total", "uWSGI signals the worker handled.", uwsgiWL...)
+	uwsgiWorkerRespawns    = uwsgiDesc("worker_respawn_count_total", "Times the worker slot was (re)spawned.", uwsgiWL...)
+	uwsgiWorkerTX          = uwsgiDesc("worker_transmitted_bytes_total", "Bytes the worker sent in responses.", uwsgiWL...)
+	uwsgiWorkerBusy        = uwsgiDesc("worker_busy", "Whether the worker's status is busy (1) or not (0).", uwsgiWL...)
+	uwsgiWorkerIdle        = uwsgiDesc("worker_idle", "Whether the worker's status is idle (1) or not (0).", uwsgiWL...)
+	uwsgiWorkerCheap       = uwsgiDesc("worker_cheap", "Whether the worker's status is cheap (1) or not (0).", uwsgiWL...)
 	uwsgiWorkerStatus      = uwsgiDesc("worker_status", "The worker's status: 1 for the current one of idle, busy, cheap, pause, sig (handling a uWSGI signal), unknown; 0 for the others.", "worker_id", "status")
 
 	// Applications of a worker.
-	appLabels                = []string{"worker_id", "app_id", "mountpoint", "chdir"}
-	uwsgiWorkerAppStartup    = uwsgiDesc("worker_app_startup_time_seconds", "Time the application took to load.", appLabels...)
-	uwsgiWorkerAppRequests   = uwsgiDesc("worker_app_requests_total", "Requests served by the application in the worker.", appLabels...)
-	uwsgiWorkerAppExceptions = uwsgiDesc("worker_app_exceptions_total", "Exceptions raised by the application in the worker.", appLabels...)
+	uwsgiAppLabels           = []string{"worker_id", "app_id", "mountpoint", "chdir"}
+	uwsgiWorkerAppStartup    = uwsgiDesc("worker_app_startup_time_seconds", "Time the application took to load.", uwsgiAppLabels...)
+	uwsgiWorkerAppRequests   = uwsgiDesc("worker_app_requests_total", "Requests served by the application in the worker.", uwsgiAppLabels...)
+	uwsgiWorkerAppExceptions = uwsgiDesc("worker_app_exceptions_total", "Exceptions raised by the application in the worker.", uwsgiAppLabels...)
 
 	// Cores of a worker (--uwsgi.collect-cores).
-	coreLabels                 = []string{"worker_id", "core_id"}
-	uwsgiCoreBusy              = uwsgiDesc("worker_core_busy", "Whether the core is serving a request (1) or not (0).", coreLabels...)
-	uwsgiCoreRequests          = uwsgiDesc("worker_core_requests_total", "Requests served by the core.", coreLabels...)
-	uwsgiCoreStaticRequests    = uwsgiDesc("worker_core_static_requests_total", "Static files served by the core.", coreLabels...)
-	uwsgiCoreRoutedRequests    = uwsgiDesc("worker_core_routed_requests_total", "Requests of the core handled by the internal router.", coreLabels...)
-	uwsgiCoreOffloadedRequests = uwsgiDesc("worker_core_offloaded_requests_total", "Requests of the core offloaded to the offload threads.", coreLabels...)
-	uwsgiCoreWriteErrors       = uwsgiDesc("worker_core_write_errors_total", "Errors writing responses in the core.", coreLabels...)
-	uwsgiCoreReadErrors        = uwsgiDesc("worker_core_read_errors_total", "Errors reading requests in the core.", coreLabels...)
+	uwsgiCoreLabels            = []string{"worker_id", "core_id"}
+	uwsgiCoreBusy              = uwsgiDesc("worker_core_busy", "Whether the core is serving a request (1) or not (0).", uwsgiCoreLabels...)
+	uwsgiCoreRequests          = uwsgiDesc("worker_core_requests_total", "Requests served by the core.", uwsgiCoreLabels...)
+	uwsgiCoreStaticRequests    = uwsgiDesc("worker_core_static_requests_total", "Static files served by the core.", uwsgiCoreLabels...)
+	uwsgiCoreRoutedRequests    = uwsgiDesc("worker_core_routed_requests_total", "Requests of the core handled by the internal router.", uwsgiCoreLabels...)
+	uwsgiCoreOffloadedRequests = uwsgiDesc("worker_core_offloaded_requests_total", "Requests of the core offloaded to the offload threads.", uwsgiCoreLabels...)
+	uwsgiCoreWriteErrors       = uwsgiDesc("worker_core_write_errors_total", "Errors writing responses in the core.", uwsgiCoreLabels...)
+	uwsgiCoreReadErrors        = uwsgiDesc("worker_core_read_errors_total", "Errors reading requests in the core.", uwsgiCoreLabels...)
 
 	// Caches.
 	uwsgiCacheHits     = uwsgiDesc("cache_hits_total", "Lookups that found their key in the cache.", "name")

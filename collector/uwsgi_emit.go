@@ -10,7 +10,7 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
-const usPerSecond = 1e6
+const uwsgiMicrosPerSecond = 1e6
 
 // uwsgiEmitter builds the metrics of one stats document. It does no I/O.
 type uwsgiEmitter struct {
@@ -31,7 +31,7 @@ func (e *uwsgiEmitter) counter(d *prometheus.Desc, v float64, labels ...string) 
 	e.send(d, prometheus.CounterValue, v, labels...)
 }
 
-func boolf(b bool) float64 {
+func uwsgiBool(b bool) float64 {
 	if b {
 		return 1
 	}
@@ -61,7 +61,7 @@ func (e *uwsgiEmitter) emit(s *uwsgi.Stats) {
 		e.gauge(uwsgiSocketCanOffload, float64(sk.CanOffload), sk.Name, sk.Proto)
 	}
 
-	for i, id := range workerIDs(s.Workers) {
+	for i, id := range uwsgiWorkerIDs(s.Workers) {
 		e.worker(&s.Workers[i], id)
 	}
 
@@ -92,10 +92,10 @@ func (e *uwsgiEmitter) emit(s *uwsgi.Stats) {
 	e.metrics(s.Metrics)
 }
 
-// workerIDs gives every worker a distinct worker_id label: its id when that is set and
+// uwsgiWorkerIDs gives every worker a distinct worker_id label: its id when that is set and
 // unique; else its slot (position + 1, the id uWSGI gives the slot when it spawns it), as
 // for cheap workers that all report id 0; else "slot<position+1>".
-func workerIDs(ws []uwsgi.Worker) []string {
+func uwsgiWorkerIDs(ws []uwsgi.Worker) []string {
 	ids := make([]string, len(ws))
 	used := make(map[string]bool, len(ws))
 	for i := range ws {
@@ -134,11 +134,11 @@ func (e *uwsgiEmitter) worker(w *uwsgi.Worker, id string) {
 	if w.VSZ > 0 {
 		e.gauge(uwsgiWorkerVSZ, float64(w.VSZ), id)
 	}
-	e.counter(uwsgiWorkerRunningTime, float64(w.RunningTime)/usPerSecond, id)
+	e.counter(uwsgiWorkerRunningTime, float64(w.RunningTime)/uwsgiMicrosPerSecond, id)
 	if w.LastSpawn > 0 {
 		e.gauge(uwsgiWorkerLastSpawn, float64(w.LastSpawn), id)
 	}
-	e.gauge(uwsgiWorkerAvgRT, float64(w.AvgRT)/usPerSecond, id)
+	e.gauge(uwsgiWorkerAvgRT, float64(w.AvgRT)/uwsgiMicrosPerSecond, id)
 	e.gauge(uwsgiWorkerApps, float64(len(w.Apps)), id)
 	if w.Cores != nil {
 		e.gauge(uwsgiWorkerCores, float64(len(w.Cores)), id)
@@ -154,11 +154,11 @@ func (e *uwsgiEmitter) worker(w *uwsgi.Worker, id string) {
 	if status == "" {
 		status = "unknown"
 	}
-	e.gauge(uwsgiWorkerBusy, boolf(status == uwsgi.StatusBusy), id)
-	e.gauge(uwsgiWorkerIdle, boolf(status == uwsgi.StatusIdle), id)
-	e.gauge(uwsgiWorkerCheap, boolf(status == uwsgi.StatusCheap), id)
+	e.gauge(uwsgiWorkerBusy, uwsgiBool(status == uwsgi.StatusBusy), id)
+	e.gauge(uwsgiWorkerIdle, uwsgiBool(status == uwsgi.StatusIdle), id)
+	e.gauge(uwsgiWorkerCheap, uwsgiBool(status == uwsgi.StatusCheap), id)
 	for _, st := range uwsgiStatuses {
-		e.gauge(uwsgiWorkerStatus, boolf(st == status), id, st)
+		e.gauge(uwsgiWorkerStatus, uwsgiBool(st == status), id, st)
 	}
 
 	seen := make(map[uint64]bool, len(w.Apps))
@@ -183,7 +183,7 @@ func (e *uwsgiEmitter) worker(w *uwsgi.Worker, id string) {
 		}
 		seen[c.ID] = true
 		cid := strconv.FormatUint(c.ID, 10)
-		e.gauge(uwsgiCoreBusy, boolf(c.InRequest != 0), id, cid)
+		e.gauge(uwsgiCoreBusy, uwsgiBool(c.InRequest != 0), id, cid)
 		e.counter(uwsgiCoreRequests, float64(c.Requests), id, cid)
 		e.counter(uwsgiCoreStaticRequests, float64(c.StaticRequests), id, cid)
 		e.counter(uwsgiCoreRoutedRequests, float64(c.RoutedRequests), id, cid)
@@ -193,10 +193,10 @@ func (e *uwsgiEmitter) worker(w *uwsgi.Worker, id string) {
 	}
 }
 
-// builtinWorkerMetric matches uWSGI's own per-worker and per-core metrics
+// uwsgiBuiltinWorkerMetric matches uWSGI's own per-worker and per-core metrics
 // (worker.1.requests, worker.1.core.0.requests): they repeat the stats' worker fields,
 // which are exported in base units as uwsgi_worker_*.
-var builtinWorkerMetric = regexp.MustCompile(`^worker\.[0-9]+\.`)
+var uwsgiBuiltinWorkerMetric = regexp.MustCompile(`^worker\.[0-9]+\.`)
 
 // metrics exports uWSGI's metrics subsystem: counters as uwsgi_metric_total,
 // gauges and absolute metrics as uwsgi_metric_value, each labelled with the uWSGI name.
@@ -207,7 +207,7 @@ func (e *uwsgiEmitter) metrics(ms map[string]uwsgi.Metric) {
 	}
 	names := make([]string, 0, len(ms))
 	for n := range ms {
-		if !builtinWorkerMetric.MatchString(n) {
+		if !uwsgiBuiltinWorkerMetric.MatchString(n) {
 			names = append(names, n)
 		}
 	}

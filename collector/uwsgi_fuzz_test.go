@@ -32,21 +32,21 @@ func FuzzUWSGIEmit(f *testing.F) {
 			return
 		}
 		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(emitCollector{st: st, cores: cores})
+		reg.MustRegister(uwsgiEmitCollector{st: st, cores: cores})
 		if _, err := reg.Gather(); err != nil {
 			t.Fatalf("invalid exposition: %v", err)
 		}
 	})
 }
 
-type emitCollector struct {
+type uwsgiEmitCollector struct {
 	st    *uwsgi.Stats
 	cores bool
 }
 
-func (emitCollector) Describe(chan<- *prometheus.Desc) {}
+func (uwsgiEmitCollector) Describe(chan<- *prometheus.Desc) {}
 
-func (c emitCollector) Collect(ch chan<- prometheus.Metric) {
+func (c uwsgiEmitCollector) Collect(ch chan<- prometheus.Metric) {
 	e := uwsgiEmitter{ch: ch, src: "fuzz", collectCores: c.cores}
 	e.emit(c.st)
 }

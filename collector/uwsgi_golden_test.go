@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// updating reports -update: regenerate fixtures/uwsgi/expected/*.prom (go test ./collector/
+// uwsgiUpdating reports -update: regenerate fixtures/uwsgi/expected/*.prom (go test ./collector/
 // -run TestUWSGIGolden -update). Another test file of the package may have defined -update.
-var updating = func() func() bool {
+var uwsgiUpdating = func() func() bool {
 	if f := flag.Lookup("update"); f != nil {
 		return func() bool { return f.Value.String() == "true" }
 	}
@@ -57,7 +57,7 @@ func uwsgiExposition(t testing.TB, addr string, opts UWSGIOptions) []byte {
 	return b.Bytes()
 }
 
-func fixtureAddr(t testing.TB, name string) string {
+func uwsgiFixtureAddr(t testing.TB, name string) string {
 	abs, err := filepath.Abs(filepath.Join(uwsgiFixtures, name))
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +75,9 @@ func TestUWSGIGolden(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
-			got := uwsgiExposition(t, fixtureAddr(t, filepath.Base(f)), UWSGIOptions{CollectCores: true})
+			got := uwsgiExposition(t, uwsgiFixtureAddr(t, filepath.Base(f)), UWSGIOptions{CollectCores: true})
 			golden := filepath.Join(uwsgiFixtures, "expected", name+".prom")
-			if updating() {
+			if uwsgiUpdating() {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +95,7 @@ func TestUWSGIGolden(t *testing.T) {
 }
 
 // parse turns an exposition back into families for value checks.
-func parseExposition(t testing.TB, b []byte) map[string]*dto.MetricFamily {
+func uwsgiParse(t testing.TB, b []byte) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))

@@ -16,7 +16,7 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
-func one(t testing.TB, fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+func uwsgiOne(t testing.TB, fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
 	t.Helper()
 	var found []*dto.Metric
 	for _, m := range fams[name].GetMetric() {
@@ -48,7 +48,7 @@ func one(t testing.TB, fams map[string]*dto.MetricFamily, name string, labels ma
 	return 0
 }
 
-func writeJSON(t testing.TB, v any) string {
+func uwsgiWriteJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -61,7 +61,7 @@ func writeJSON(t testing.TB, v any) string {
 	return "file://" + p
 }
 
-func loadFixture(t testing.TB, name string) map[string]any {
+func uwsgiLoadFixture(t testing.TB, name string) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(uwsgiFixtures, name))
 	if err != nil {
@@ -78,12 +78,12 @@ func loadFixture(t testing.TB, name string) map[string]any {
 // req_info and checks that it never reaches the exposition, with and without cores.
 func TestUWSGIRequestHeadersNeverExported(t *testing.T) {
 	const secret = "Bearer s3cr3t-t0ken-42"
-	doc := loadFixture(t, "unix_4workers_2threads_metrics_busy_slow.json")
+	doc := uwsgiLoadFixture(t, "unix_4workers_2threads_metrics_busy_slow.json")
 	w0 := doc["workers"].([]any)[0].(map[string]any)
 	core := w0["cores"].([]any)[0].(map[string]any)
 	core["vars"] = append(core["vars"].([]any), "HTTP_AUTHORIZATION="+secret)
 	core["req_info"].(map[string]any)["secret"] = secret
-	addr := writeJSON(t, doc)
+	addr := uwsgiWriteJSON(t, doc)
 	for _, cores := range []bool{false, true} {
 		out := uwsgiExposition(t, addr, UWSGIOptions{CollectCores: cores})
 		for _, needle := range []string{secret, "s3cr3t", "HTTP_AUTHORIZATION", "REQUEST_URI", "/slow", "HTTP_HOST", "request_start"} {
@@ -91,30 +91,30 @@ func TestUWSGIRequestHeadersNeverExported(t *testing.T) {
 				t.Fatalf("cores=%v: %q is in the exposition:\n%s", cores, needle, out)
 			}
 		}
-		fams := parseExposition(t, out)
-		if got := one(t, fams, "uwsgi_worker_busy", map[string]string{"worker_id": "1"}); got != 1 {
+		fams := uwsgiParse(t, out)
+		if got := uwsgiOne(t, fams, "uwsgi_worker_busy", map[string]string{"worker_id": "1"}); got != 1 {
 			t.Fatalf("worker 1 busy = %v", got)
 		}
 	}
 }
 
 func TestUWSGICoresBehindFlag(t *testing.T) {
-	addr := fixtureAddr(t, "unix_4workers_2threads_metrics_busy_slow.json")
-	off := parseExposition(t, uwsgiExposition(t, addr, UWSGIOptions{}))
+	addr := uwsgiFixtureAddr(t, "unix_4workers_2threads_metrics_busy_slow.json")
+	off := uwsgiParse(t, uwsgiExposition(t, addr, UWSGIOptions{}))
 	for name := range off {
 		if strings.HasPrefix(name, "uwsgi_worker_core_") {
 			t.Fatalf("%s exported without --uwsgi.collect-cores", name)
 		}
 	}
-	if got := one(t, off, "uwsgi_worker_cores", map[string]string{"worker_id": "3"}); got != 2 {
+	if got := uwsgiOne(t, off, "uwsgi_worker_cores", map[string]string{"worker_id": "3"}); got != 2 {
 		t.Fatalf("uwsgi_worker_cores = %v, want 2", got)
 	}
-	on := parseExposition(t, uwsgiExposition(t, addr, UWSGIOptions{CollectCores: true}))
+	on := uwsgiParse(t, uwsgiExposition(t, addr, UWSGIOptions{CollectCores: true}))
 	// Worker 1, core 0 of the fixture: 13820 requests, in a request.
-	if got := one(t, on, "uwsgi_worker_core_requests_total", map[string]string{"worker_id": "1", "core_id": "0"}); got != 13820 {
+	if got := uwsgiOne(t, on, "uwsgi_worker_core_requests_total", map[string]string{"worker_id": "1", "core_id": "0"}); got != 13820 {
 		t.Fatalf("core requests = %v", got)
 	}
-	if got := one(t, on, "uwsgi_worker_core_busy", map[string]string{"worker_id": "1", "core_id": "1"}); got != 1 {
+	if got := uwsgiOne(t, on, "uwsgi_worker_core_busy", map[string]string{"worker_id": "1", "core_id": "1"}); got != 1 {
 		t.Fatalf("core busy = %v", got)
 	}
 	if n := len(on["uwsgi_worker_core_requests_total"].GetMetric()); n != 8 {
@@ -135,8 +135,8 @@ func TestUWSGIWorkerStatuses(t *testing.T) {
 		}
 		workers = append(workers, map[string]any{"id": id, "pid": 100 + id, "status": s, "requests": i * 10})
 	}
-	fams := parseExposition(t, uwsgiExposition(t, writeJSON(t, map[string]any{"version": "2.0.21", "workers": workers}), UWSGIOptions{}))
-	if got := one(t, fams, "uwsgi_workers", nil); got != float64(len(statuses)) {
+	fams := uwsgiParse(t, uwsgiExposition(t, uwsgiWriteJSON(t, map[string]any{"version": "2.0.21", "workers": workers}), UWSGIOptions{}))
+	if got := uwsgiOne(t, fams, "uwsgi_workers", nil); got != float64(len(statuses)) {
 		t.Fatalf("uwsgi_workers = %v, want %d", got, len(statuses))
 	}
 	for i, k := range wantKind {
@@ -146,11 +146,11 @@ func TestUWSGIWorkerStatuses(t *testing.T) {
 			if st == k {
 				want = 1
 			}
-			if got := one(t, fams, "uwsgi_worker_status", map[string]string{"worker_id": id, "status": st}); got != want {
+			if got := uwsgiOne(t, fams, "uwsgi_worker_status", map[string]string{"worker_id": id, "status": st}); got != want {
 				t.Errorf("worker %s (%s) status %s = %v, want %v", id, statuses[i], st, got, want)
 			}
 		}
-		if got := one(t, fams, "uwsgi_worker_requests_total", map[string]string{"worker_id": id}); got != float64(i*10) {
+		if got := uwsgiOne(t, fams, "uwsgi_worker_requests_total", map[string]string{"worker_id": id}); got != float64(i*10) {
 			t.Errorf("worker %s requests = %v", id, got)
 		}
 	}
@@ -177,7 +177,7 @@ func TestUWSGIWorkerIDsUnique(t *testing.T) {
 		for i, id := range tc.ids {
 			ws[i].ID = id
 		}
-		got := workerIDs(ws)
+		got := uwsgiWorkerIDs(ws)
 		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("ids %v: got %v, want %v", tc.ids, got, tc.want)
 		}
@@ -185,14 +185,14 @@ func TestUWSGIWorkerIDsUnique(t *testing.T) {
 }
 
 func TestUWSGIMetricsSubsystem(t *testing.T) {
-	fams := parseExposition(t, uwsgiExposition(t, fixtureAddr(t, "unix_4workers_2threads_metrics_after_load.json"), UWSGIOptions{}))
-	if got := one(t, fams, "uwsgi_metric_total", map[string]string{"name": "app_hits"}); got != 30 {
+	fams := uwsgiParse(t, uwsgiExposition(t, uwsgiFixtureAddr(t, "unix_4workers_2threads_metrics_after_load.json"), UWSGIOptions{}))
+	if got := uwsgiOne(t, fams, "uwsgi_metric_total", map[string]string{"name": "app_hits"}); got != 30 {
 		t.Fatalf("app_hits = %v, want 30", got)
 	}
-	if got := one(t, fams, "uwsgi_metric_total", map[string]string{"name": "core.overloaded"}); got != 5 {
+	if got := uwsgiOne(t, fams, "uwsgi_metric_total", map[string]string{"name": "core.overloaded"}); got != 5 {
 		t.Fatalf("core.overloaded = %v, want 5", got)
 	}
-	if got := one(t, fams, "uwsgi_metric_value", map[string]string{"name": "core.idle_workers"}); got != 4 {
+	if got := uwsgiOne(t, fams, "uwsgi_metric_value", map[string]string{"name": "core.idle_workers"}); got != 4 {
 		t.Fatalf("core.idle_workers = %v, want 4", got)
 	}
 	for _, m := range append(fams["uwsgi_metric_total"].GetMetric(), fams["uwsgi_metric_value"].GetMetric()...) {
@@ -253,10 +253,10 @@ func TestUWSGIGlobExpands(t *testing.T) {
 	}
 	for _, n := range []string{"a.sock", "b.sock"} {
 		uri := "unix://" + filepath.Join(dir, n)
-		if got := one(t, byName, "uwsgi_up", map[string]string{"stats_uri": uri}); got != 1 {
+		if got := uwsgiOne(t, byName, "uwsgi_up", map[string]string{"stats_uri": uri}); got != 1 {
 			t.Fatalf("%s up = %v", uri, got)
 		}
-		if got := one(t, byName, "uwsgi_workers", map[string]string{"stats_uri": uri}); got != 4 {
+		if got := uwsgiOne(t, byName, "uwsgi_workers", map[string]string{"stats_uri": uri}); got != 4 {
 			t.Fatalf("%s workers = %v", uri, got)
 		}
 	}
