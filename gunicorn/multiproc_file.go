@@ -149,16 +149,25 @@ func ParseFile(data []byte) (used int, gen Generation, err error) {
 }
 
 // Entries calls fn for every entry of data, whose used and generation ParseFile returned. fn
-// must not keep e.Key beyond the call unless it copies it.
-func Entries(data []byte, used int, gen Generation, fn func(e Entry)) {
+// must not keep e.Key beyond the call unless it copies it. It checks every bound again (the
+// bytes may be a shared mapping that another process changes) and stops at the first entry
+// that does not fit; it returns how many entries it passed to fn.
+func Entries(data []byte, used int, gen Generation, fn func(e Entry)) int {
 	stride := 8
 	if gen == GenTimestamp {
 		stride = 16
 	}
-	pos := headerSize
-	for pos < used {
+	used = min(used, len(data))
+	pos, count := headerSize, 0
+	for pos+4 <= used {
 		n := int(int32(binary.LittleEndian.Uint32(data[pos:])))
+		if n < 0 || n > used {
+			break
+		}
 		valueAt := pos + 4 + n + (8 - (n+4)%8)
+		if valueAt+stride > used {
+			break
+		}
 		e := Entry{
 			Key:   data[pos+4 : pos+4+n],
 			Value: math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt:])),
@@ -167,8 +176,10 @@ func Entries(data []byte, used int, gen Generation, fn func(e Entry)) {
 			e.Timestamp = math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt+8:]))
 		}
 		fn(e)
+		count++
 		pos = valueAt + stride
 	}
+	return count
 }
 
 // Metric types a file name may carry.

@@ -25,6 +25,8 @@ type Key struct {
 	Labels []Label // sorted by name
 	Help   string
 
+	raw string // the key as written
+
 	// Derived once, used by the merge.
 	labelsID string  // identity of Labels
 	noLeID   string  // identity of Labels without le
@@ -77,6 +79,7 @@ func ParseKey(raw []byte) (*Key, error) {
 		k.Labels = append(k.Labels, Label{n, v})
 	}
 	slices.SortFunc(k.Labels, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+	k.raw = string(raw)
 	k.derive()
 	return k, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,7 +78,10 @@ type MultiprocReader struct {
 	keys    map[string]*Key
 	badKeys map[string]error
 
-	bufs sync.Pool
+	layouts map[string]*layout // by file name, touched only by Read's goroutine
+
+	bufs      sync.Pool
+	entryPool sync.Pool
 }
 
 // NewMultiprocReader returns a reader.
@@ -87,7 +89,7 @@ func NewMultiprocReader(opts MultiprocOptions) *MultiprocReader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}}
+	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}, layouts: map[string]*layout{}}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
@@ -103,6 +105,7 @@ type fileResult struct {
 	entries []fileEntry
 	bad     int // entries with a bad key
 	buf     *[]byte
+	layout  *layout
 }
 
 // Read reads and merges every .db file of dir, in sorted name order.
@@ -133,6 +136,11 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 		jobs = append(jobs, FileInfo{Name: name, File: fn, Alive: -1})
 	}
 	r.checkAlive(jobs)
+	lays := make([]*layout, len(jobs))
+	for i := range jobs {
+		lays[i] = r.layouts[jobs[i].Name]
+	}
+	clear(r.layouts)
 
 	results := make([]chan *fileResult, len(jobs))
 	for i := range results {
@@ -155,7 +163,7 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 				if i >= len(jobs) {
 					return
 				}
-				res := r.readFile(filepath.Join(dir, jobs[i].Name), jobs[i], &total, &tooLarge)
+				res := r.readFile(filepath.Join(dir, jobs[i].Name), jobs[i], lays[i], &total, &tooLarge)
 				results[i] <- res
 			}
 		})
@@ -190,6 +198,9 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 			if res.bad > 0 {
 				snap.Dropped[EntryReasonBadKey] += res.bad
 			}
+		}
+		if res.layout != nil {
+			r.layouts[res.info.Name] = res.layout
 		}
 		if res.info.Skipped && res.problem == nil {
 			snap.DroppedDeadLive++
@@ -266,90 +277,166 @@ func reasonOf(err error) string {
 	return FileReasonRead
 }
 
-// readFile reads one file (at most its used bytes) and resolves its entries' keys.
-func (r *MultiprocReader) readFile(path string, info FileInfo, total *atomic.Int64, tooLarge *atomic.Bool) *fileResult {
+// readFile reads one file (at most its used bytes, in one or two pread calls) and resolves
+// its entries' keys.
+func (r *MultiprocReader) readFile(path string, info FileInfo, lay *layout, total *atomic.Int64, tooLarge *atomic.Bool) *fileResult {
 	res := &fileResult{info: info}
 	fail := func(err error) *fileResult {
 		res.problem = &FileProblem{info.Name, reasonOf(err), err}
 		res.info.Skipped = true
+		res.entries = nil
 		return res
 	}
 	if info.Skipped {
 		return res
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return fail(err)
+		return fail(&fs.PathError{Op: "open", Path: path, Err: err})
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fail(err)
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
 	}
-	if !st.Mode().IsRegular() {
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
 	}
-	res.info.Size = st.Size()
-	bp := r.getBuf(int(min(st.Size(), firstRead)))
-	res.buf = bp
-	buf := *bp
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return fail(err)
+	size := st.Size
+	res.info.Size = size
+	hint := firstRead
+	if lay != nil {
+		hint = max(hint, lay.used+4096) // usually the whole used part in one read
 	}
-	used, err := UsedOf(buf[:n])
+	data, err := r.pread(fd, size, hint, res)
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("%s: %w", info.Name, err))
 	}
-	if int64(used) > st.Size() {
-		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, st.Size())})
+	used, err := UsedOf(data)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", info.Name, err))
+	}
+	if int64(used) > size {
+		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, size)})
 	}
 	if r.opts.MaxBytes > 0 && total.Add(int64(used)) > r.opts.MaxBytes {
 		tooLarge.Store(true)
 		return fail(fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit"))
 	}
-	if used > n {
-		if cap(buf) < used {
-			nb := make([]byte, used)
-			copy(nb, buf[:n])
-			buf = nb
-			*bp = nb
-		}
-		buf = buf[:used]
-		m, err := f.ReadAt(buf[n:], int64(n))
-		if err != nil && !(err == io.EOF && n+m == used) {
-			if err == io.EOF {
-				return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s shrank while being read", info.Name)})
-			}
-			return fail(err)
+	data = data[:used]
+	ino := st.Ino
+	var gen Generation
+	if lay != nil && lay.ino == ino && lay.used == used {
+		gen = lay.gen // append-only files: same inode and size, same layout (keys are checked)
+	} else {
+		used, gen, err = ParseFile(data)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", info.Name, err))
 		}
 	}
-	data := buf[:used]
-	used, gen, err := ParseFile(data)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", info.Name, err))
+	if lay == nil || lay.ino != ino || lay.gen != gen || lay.used > used {
+		lay = &layout{}
 	}
+	lay.ino, lay.used, lay.gen = ino, used, gen
+	res.layout = lay
 	res.info.Used, res.info.Generation = used, gen
-	res.entries = r.resolveKeys(data, used, gen, res)
+	res.entries = r.resolveKeys(data, used, gen, lay, res)
 	res.info.Entries = len(res.entries)
 	return res
 }
 
+// pread reads the used part of a file that could not be mapped into a pooled buffer.
+func (r *MultiprocReader) pread(fd int, size int64, hint int, res *fileResult) ([]byte, error) {
+	bp := r.getBuf(int(min(size, int64(hint))))
+	res.buf = bp
+	buf := *bp
+	n, err := preadFull(fd, buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	used, err := UsedOf(buf[:n])
+	if err != nil || used <= n || int64(used) > size {
+		return buf[:n], nil // the caller reports it
+	}
+	if cap(buf) < used {
+		nb := make([]byte, used)
+		copy(nb, buf[:n])
+		buf = nb
+		*bp = nb
+	}
+	buf = buf[:used]
+	m, err := preadFull(fd, buf[n:], int64(n))
+	if err != nil {
+		return nil, err
+	}
+	if n+m < used {
+		return nil, &FileError{FileReasonTruncated, fmt.Errorf("shrank while being read")}
+	}
+	return buf, nil
+}
+
+func preadFull(fd int, b []byte, off int64) (int, error) {
+	total := 0
+	for total < len(b) {
+		n, err := syscall.Pread(fd, b[total:], off+int64(total))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// layout is what a file held at the last read: its entries' keys in order. Files only grow
+// by appending, so the next read checks each key against the bytes (a compare, not a hash
+// and map probe) and looks up only what changed.
+type layout struct {
+	ino  uint64
+	used int
+	gen  Generation
+	keys []*Key // nil for a bad key
+}
+
 // resolveKeys turns a file's entries into parsed keys, parsing only keys never seen before.
-func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, res *fileResult) []fileEntry {
-	entries := make([]fileEntry, 0, 64)
+func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
+	var entries []fileEntry
+	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
+		entries = (*ep)[:0]
+	} else {
+		entries = make([]fileEntry, 0, used/64+16)
+	}
 	var missing []int
 	var raws [][]byte
-	r.keysMu.RLock()
+	known := lay.keys
+	locked := false
 	Entries(data, used, gen, func(e Entry) {
+		i := len(entries)
+		if i < len(known) {
+			if k := known[i]; k != nil && len(k.raw) == len(e.Key) && k.raw == string(e.Key) {
+				entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
+				return
+			}
+		}
+		if !locked {
+			r.keysMu.RLock()
+			locked = true
+		}
 		k := r.keys[string(e.Key)]
 		if k == nil {
-			missing = append(missing, len(entries))
+			missing = append(missing, i)
 			raws = append(raws, e.Key)
 		}
 		entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
 	})
-	r.keysMu.RUnlock()
+	if locked {
+		r.keysMu.RUnlock()
+	}
 	for j, i := range missing {
 		raw := raws[j]
 		r.keysMu.RLock()
@@ -376,6 +463,12 @@ func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, res
 		}
 		entries[i].key = k
 	}
+	if len(lay.keys) != len(entries) || len(missing) > 0 || locked {
+		lay.keys = lay.keys[:0]
+		for _, e := range entries {
+			lay.keys = append(lay.keys, e.key)
+		}
+	}
 	return entries
 }
 
@@ -391,6 +484,10 @@ func (r *MultiprocReader) getBuf(n int) *[]byte {
 func (r *MultiprocReader) release(res *fileResult) {
 	if res.buf != nil && cap(*res.buf) <= 16<<20 {
 		r.bufs.Put(res.buf)
+	}
+	if res.entries != nil && cap(res.entries) <= 1<<20 {
+		e := res.entries[:0]
+		r.entryPool.Put(&e)
 	}
 	res.buf, res.entries = nil, nil
 }

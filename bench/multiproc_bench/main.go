@@ -1,0 +1,123 @@
+// Command multiproc_bench times wsgi_exporter's scrape of a prometheus_client multiprocess
+// directory: read, merge, and encode in the text format, as /metrics does. bench/multiproc.sh
+// runs it next to Python's MultiProcessCollector on the same directory.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/wsgi-exporter/wsgi_exporter/collector"
+)
+
+type emitCollector collector.Emit
+
+func (emitCollector) Describe(chan<- *prometheus.Desc)      {}
+func (e emitCollector) Collect(ch chan<- prometheus.Metric) { e(ch) }
+
+var readTime time.Duration // time spent in Scrape (read + merge), the rest is gather + encode
+
+func scrape(src *collector.Multiproc, w io.Writer) (int, error) {
+	t0 := time.Now()
+	emit, err := src.Scrape(context.Background())
+	readTime += time.Since(t0)
+	if err != nil {
+		return 0, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(emitCollector(emit))
+	fams, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return 0, err
+		}
+	}
+	return len(fams), nil
+}
+
+type countWriter struct{ n int }
+
+func (c *countWriter) Write(b []byte) (int, error) { c.n += len(b); return len(b), nil }
+
+// peakRSS is the process' high-water resident set size (VmHWM), in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return -1
+}
+
+func main() {
+	dir := flag.String("dir", "", "multiprocess directory")
+	n := flag.Int("n", 20, "timed scrapes")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed scrapes here")
+	flag.Parse()
+	src := collector.NewMultiproc(collector.MultiprocConfig{Config: collector.Config{Address: *dir}})
+	start := time.Now()
+	var cw countWriter
+	if _, err := scrape(src, &cw); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	first := time.Since(start)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var times []time.Duration
+	readTime = 0
+	cpu0 := cpuTime()
+	for i := 0; i < *n; i++ {
+		start := time.Now()
+		if _, err := scrape(src, io.Discard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		times = append(times, time.Since(start))
+	}
+	cpu := (cpuTime() - cpu0) / time.Duration(*n)
+	slices.Sort(times)
+	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f read_merge_mean_seconds %.4f exposition_bytes %d peak_rss_bytes %d gomaxprocs %d\n",
+		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), readTime.Seconds()/float64(*n), cw.n, peakRSS(), runtime.GOMAXPROCS(0))
+}
+
+// cpuTime is the user + system CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
