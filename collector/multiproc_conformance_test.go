@@ -196,9 +196,11 @@ func TestMultiprocConformance(t *testing.T) {
 	}
 	for dir, exp := range cases {
 		t.Run(dir, func(t *testing.T) {
-			m := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), gunicorn.MultiprocOptions{})
 			want := mpParseExpected(t, filepath.Join(mpFixtures, "expected", exp))
-			for i := 0; i < 2; i++ { // the second scrape runs on cached keys
+			mapped := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), gunicorn.MultiprocOptions{})
+			read := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), gunicorn.MultiprocOptions{NoMmap: true})
+			// Each twice: the second scrape runs on cached keys and layouts.
+			for _, m := range []*Multiproc{mapped, mapped, read, read} {
 				fams := mpGather(t, m)
 				// As served in the text format 0.0.4, where names outside the legacy
 				// character set are escaped with underscores, as Python does.

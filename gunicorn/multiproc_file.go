@@ -129,6 +129,7 @@ type Entry struct {
 	Key       []byte
 	Value     float64
 	Timestamp float64 // 0 in value-only files
+	ValueAt   int     // offset of the value in the file
 }
 
 // ParseFile checks a file's header and layout and returns its used size and generation. A
@@ -169,8 +170,9 @@ func Entries(data []byte, used int, gen Generation, fn func(e Entry)) int {
 			break
 		}
 		e := Entry{
-			Key:   data[pos+4 : pos+4+n],
-			Value: math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt:])),
+			Key:     data[pos+4 : pos+4+n],
+			Value:   math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt:])),
+			ValueAt: valueAt,
 		}
 		if stride == 16 {
 			e.Timestamp = math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt+8:]))

@@ -2,12 +2,15 @@ package gunicorn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +32,8 @@ type MultiprocOptions struct {
 	// mark_process_dead would have deleted them. It never drops anything when no writer at
 	// all is seen alive (the exporter may be in another pid namespace).
 	DropDeadLiveGauges bool
+	// NoMmap reads every file with pread at every scrape instead of keeping it mapped.
+	NoMmap bool
 }
 
 // FileInfo describes one file of a directory.
@@ -44,6 +49,8 @@ type FileInfo struct {
 	Alive int8
 	// Skipped: the file was not merged (a problem, or a dead process' live gauge).
 	Skipped bool
+
+	mayMap bool // the reader may map this file
 }
 
 // FileProblem is a file skipped for a reason.
@@ -78,7 +85,8 @@ type MultiprocReader struct {
 	keys    map[string]*Key
 	badKeys map[string]error
 
-	layouts map[string]*layout // by file name, touched only by Read's goroutine
+	cache    map[string]*cached // by file name, touched only by Read's goroutine
+	mapCount int                // files mapped
 
 	bufs      sync.Pool
 	entryPool sync.Pool
@@ -89,7 +97,7 @@ func NewMultiprocReader(opts MultiprocOptions) *MultiprocReader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}, layouts: map[string]*layout{}}
+	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}, cache: map[string]*cached{}}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
@@ -105,7 +113,7 @@ type fileResult struct {
 	entries []fileEntry
 	bad     int // entries with a bad key
 	buf     *[]byte
-	layout  *layout
+	cache   *cached // what to keep of the file for the next read
 }
 
 // Read reads and merges every .db file of dir, in sorted name order.
@@ -136,11 +144,24 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 		jobs = append(jobs, FileInfo{Name: name, File: fn, Alive: -1})
 	}
 	r.checkAlive(jobs)
-	lays := make([]*layout, len(jobs))
+	old := r.cache
+	r.cache = make(map[string]*cached, len(jobs))
+	prev := make([]*cached, len(jobs))
+	mapBudget := max(0, maxMapped-r.mapCount)
 	for i := range jobs {
-		lays[i] = r.layouts[jobs[i].Name]
+		prev[i] = old[jobs[i].Name]
+		delete(old, jobs[i].Name)
+		if prev[i] == nil || prev[i].data == nil {
+			if mapBudget > 0 && !r.opts.NoMmap {
+				jobs[i].mayMap = true
+				mapBudget--
+			}
+		}
 	}
-	clear(r.layouts)
+	for _, c := range old { // files gone from the directory
+		r.unmap(c)
+	}
+	consumed := 0
 
 	results := make([]chan *fileResult, len(jobs))
 	for i := range results {
@@ -153,6 +174,7 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 	var wg sync.WaitGroup
 	for w := 0; w < r.opts.Workers; w++ {
 		wg.Go(func() {
+			debug.SetPanicOnFault(true) // a fault on a mapped file is a recovered panic
 			for {
 				select {
 				case window <- struct{}{}:
@@ -163,12 +185,24 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 				if i >= len(jobs) {
 					return
 				}
-				res := r.readFile(filepath.Join(dir, jobs[i].Name), jobs[i], lays[i], &total, &tooLarge)
+				res := r.readFile(filepath.Join(dir, jobs[i].Name), jobs[i], prev[i], &total, &tooLarge)
 				results[i] <- res
 			}
 		})
 	}
-	defer func() { cancel(); wg.Wait() }()
+	defer func() {
+		cancel()
+		wg.Wait()
+		// On an early return, keep what the unconsumed jobs mapped, to reuse or unmap later.
+		for i := consumed; i < len(jobs); i++ {
+			select {
+			case res := <-results[i]:
+				r.keep(jobs[i].Name, prev[i], res.cache)
+			default:
+				r.keep(jobs[i].Name, prev[i], prev[i])
+			}
+		}
+	}()
 
 	m := newMerger(r.epoch)
 	for i := range jobs {
@@ -179,6 +213,8 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 			return nil, fetch.Errorf(fetch.ReasonTimeout, "reading %s: %w", dir, ctx.Err())
 		}
 		<-window
+		consumed = i + 1
+		r.keep(jobs[i].Name, prev[i], res.cache)
 		if tooLarge.Load() {
 			return nil, fetch.Errorf(fetch.ReasonTooLarge, "%s holds more than the %d byte limit", dir, r.opts.MaxBytes)
 		}
@@ -198,9 +234,6 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 			if res.bad > 0 {
 				snap.Dropped[EntryReasonBadKey] += res.bad
 			}
-		}
-		if res.layout != nil {
-			r.layouts[res.info.Name] = res.layout
 		}
 		if res.info.Skipped && res.problem == nil {
 			snap.DroppedDeadLive++
@@ -277,41 +310,79 @@ func reasonOf(err error) string {
 	return FileReasonRead
 }
 
-// readFile reads one file (at most its used bytes, in one or two pread calls) and resolves
-// its entries' keys.
-func (r *MultiprocReader) readFile(path string, info FileInfo, lay *layout, total *atomic.Int64, tooLarge *atomic.Bool) *fileResult {
-	res := &fileResult{info: info}
+// readFile reads one file and resolves its entries' keys. A file is mapped read-only and
+// kept mapped between reads (the writers' own pages of the page cache, nothing copied); while
+// its inode, size and used field stay the same, its layout is known and only the values are
+// read. Otherwise it is read with pread. Worker goroutines panic on memory faults, so a
+// mapped file truncated under us is a recovered read error.
+func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total *atomic.Int64, tooLarge *atomic.Bool) (res *fileResult) {
+	res = &fileResult{info: info}
 	fail := func(err error) *fileResult {
 		res.problem = &FileProblem{info.Name, reasonOf(err), err}
 		res.info.Skipped = true
 		res.entries = nil
+		if res.cache != nil && res.cache != c && res.cache.data != nil {
+			_ = syscall.Munmap(res.cache.data) // mapped by this read, not counted yet
+		}
+		res.cache = nil
 		return res
 	}
 	if info.Skipped {
 		return res
 	}
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(&fs.PathError{Op: "open", Path: path, Err: err})
+	defer func() {
+		if p := recover(); p != nil {
+			res = fail(&FileError{FileReasonRead, fmt.Errorf("%s: memory fault while reading (truncated under us?): %v", info.Name, p)})
+		}
+	}()
+	var data []byte
+	var size int64
+	var ino uint64
+	if c != nil && c.data != nil {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if st.Ino == c.ino && st.Size == int64(len(c.data)) && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			data, size, ino = c.data, st.Size, st.Ino
+			res.cache = c
+		} else {
+			info.mayMap = true // replaces the old mapping, which the caller unmaps
+		}
 	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+	if data == nil {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(&fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		defer syscall.Close(fd)
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
+		}
+		size, ino = st.Size, st.Ino
+		if info.mayMap && size >= headerSize && size <= 1<<30 {
+			if m, err := syscall.Mmap(fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
+				data = m
+				res.cache = &cached{ino: ino, data: m}
+			}
+		}
+		if data == nil {
+			hint := firstRead
+			if c != nil && c.lay != nil {
+				hint = max(hint, c.lay.used+4096) // usually the whole used part in one read
+			}
+			data, err = r.pread(fd, size, hint, res)
+			if err != nil {
+				return fail(fmt.Errorf("%s: %w", info.Name, err))
+			}
+			res.cache = &cached{ino: ino}
+		}
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
-	}
-	size := st.Size
 	res.info.Size = size
-	hint := firstRead
-	if lay != nil {
-		hint = max(hint, lay.used+4096) // usually the whole used part in one read
-	}
-	data, err := r.pread(fd, size, hint, res)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", info.Name, err))
-	}
 	used, err := UsedOf(data)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", info.Name, err))
@@ -319,30 +390,70 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, lay *layout, tota
 	if int64(used) > size {
 		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, size)})
 	}
+	if int64(used) > int64(len(data)) {
+		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: shrank while being read", info.Name)})
+	}
 	if r.opts.MaxBytes > 0 && total.Add(int64(used)) > r.opts.MaxBytes {
 		tooLarge.Store(true)
 		return fail(fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit"))
 	}
 	data = data[:used]
-	ino := st.Ino
+	var lay *layout
+	if c != nil && c.lay != nil && c.lay.ino == ino {
+		lay = c.lay
+	}
+	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
+		// Mapped, same inode (held by the mapping, so never reused) and same size: the
+		// append-only file has the same entries; read the values only.
+		res.cache.lay = lay
+		res.info.Used, res.info.Generation = used, lay.gen
+		res.entries = r.values(data, lay, res)
+		res.info.Entries = len(res.entries)
+		return res
+	}
 	var gen Generation
-	if lay != nil && lay.ino == ino && lay.used == used {
-		gen = lay.gen // append-only files: same inode and size, same layout (keys are checked)
+	if lay != nil && lay.used == used {
+		gen = lay.gen // keys are compared below
 	} else {
 		used, gen, err = ParseFile(data)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", info.Name, err))
 		}
 	}
-	if lay == nil || lay.ino != ino || lay.gen != gen || lay.used > used {
+	if lay == nil || lay.gen != gen || lay.used > used {
 		lay = &layout{}
 	}
 	lay.ino, lay.used, lay.gen = ino, used, gen
-	res.layout = lay
+	res.cache.lay = lay
 	res.info.Used, res.info.Generation = used, gen
 	res.entries = r.resolveKeys(data, used, gen, lay, res)
 	res.info.Entries = len(res.entries)
 	return res
+}
+
+// values reads the values of a file whose layout is known.
+func (r *MultiprocReader) values(data []byte, lay *layout, res *fileResult) []fileEntry {
+	entries := r.getEntries(len(lay.keys))
+	v2 := lay.gen == GenTimestamp
+	for i, k := range lay.keys {
+		off := int(lay.offs[i])
+		e := fileEntry{key: k, v: math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))}
+		if v2 {
+			e.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+		}
+		if k == nil {
+			res.bad++
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+func (r *MultiprocReader) getEntries(n int) []fileEntry {
+	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
+		return (*ep)[:0]
+	}
+	return make([]fileEntry, 0, n)
 }
 
 // pread reads the used part of a file that could not be mapped into a pooled buffer.
@@ -400,23 +511,62 @@ type layout struct {
 	ino  uint64
 	used int
 	gen  Generation
-	keys []*Key // nil for a bad key
+	keys []*Key  // nil for a bad key
+	offs []int32 // where each entry's value is
+}
+
+// maxMapped bounds the files kept mapped (the kernel's default vm.max_map_count is 65530).
+const maxMapped = 16384
+
+// cached is what a reader keeps of a file between reads.
+type cached struct {
+	ino  uint64
+	data []byte // the file mapped read-only, or nil
+	lay  *layout
+}
+
+// keep records what a file's read left for the next one, and unmaps a mapping it replaced.
+func (r *MultiprocReader) keep(name string, prev, now *cached) {
+	if prev != nil && prev.data != nil && (now == nil || &now.data[0] != &prev.data[0]) {
+		r.unmap(prev)
+	}
+	if now != nil {
+		if now.data != nil && (prev == nil || prev.data == nil || &now.data[0] != &prev.data[0]) {
+			r.mapCount++
+		}
+		r.cache[name] = now
+	}
+}
+
+func (r *MultiprocReader) unmap(c *cached) {
+	if c != nil && c.data != nil {
+		_ = syscall.Munmap(c.data)
+		c.data = nil
+		r.mapCount--
+	}
+}
+
+// Close unmaps every file the reader keeps mapped.
+func (r *MultiprocReader) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cache {
+		r.unmap(c)
+	}
+	clear(r.cache)
 }
 
 // resolveKeys turns a file's entries into parsed keys, parsing only keys never seen before.
 func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
-	var entries []fileEntry
-	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
-		entries = (*ep)[:0]
-	} else {
-		entries = make([]fileEntry, 0, used/64+16)
-	}
+	entries := r.getEntries(used/64 + 16)
+	var offs []int32
 	var missing []int
 	var raws [][]byte
 	known := lay.keys
 	locked := false
 	Entries(data, used, gen, func(e Entry) {
 		i := len(entries)
+		offs = append(offs, int32(e.ValueAt))
 		if i < len(known) {
 			if k := known[i]; k != nil && len(k.raw) == len(e.Key) && k.raw == string(e.Key) {
 				entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
@@ -469,6 +619,7 @@ func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay
 			lay.keys = append(lay.keys, e.key)
 		}
 	}
+	lay.offs = offs
 	return entries
 }
 

@@ -55,14 +55,14 @@ type countWriter struct{ n int }
 
 func (c *countWriter) Write(b []byte) (int, error) { c.n += len(b); return len(b), nil }
 
-// peakRSS is the process' high-water resident set size (VmHWM), in bytes.
-func peakRSS() int64 {
+// status returns a field of /proc/self/status in bytes (VmHWM, RssAnon, RssFile).
+func status(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb int64
 			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
 			return kb * 1024
@@ -97,6 +97,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	var times []time.Duration
+	var peakAnon int64
 	readTime = 0
 	cpu0 := cpuTime()
 	for i := 0; i < *n; i++ {
@@ -106,11 +107,12 @@ func main() {
 			os.Exit(1)
 		}
 		times = append(times, time.Since(start))
+		peakAnon = max(peakAnon, status("RssAnon"))
 	}
 	cpu := (cpuTime() - cpu0) / time.Duration(*n)
 	slices.Sort(times)
-	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f read_merge_mean_seconds %.4f exposition_bytes %d peak_rss_bytes %d gomaxprocs %d\n",
-		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), readTime.Seconds()/float64(*n), cw.n, peakRSS(), runtime.GOMAXPROCS(0))
+	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f read_merge_mean_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d gomaxprocs %d\n",
+		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), readTime.Seconds()/float64(*n), cw.n, status("VmHWM"), peakAnon, status("RssFile"), runtime.GOMAXPROCS(0))
 }
 
 // cpuTime is the user + system CPU time the process used so far.
