@@ -16,6 +16,7 @@ type multiprocFlags struct {
 	dropDead *bool
 	procPath *string
 	dirLabel *string
+	mmap     *bool
 }
 
 func init() {
@@ -36,6 +37,9 @@ func init() {
 			dirLabel: app.Flag("multiproc.dir-label",
 				"Add the multiproc_dir label to the application's series: auto (only when more than one directory is configured), always, never.").
 				Default("auto").Enum("auto", "always", "never"),
+			mmap: app.Flag("multiproc.mmap",
+				"Keep the .db files mapped read-only between scrapes and read only their values while their layout is unchanged (--no-multiproc.mmap: read every file with pread at every scrape).").
+				Default("true").Bool(),
 		}
 	})
 }
@@ -62,6 +66,7 @@ func (f *multiprocFlags) build(c common) ([]collector.Source, error) {
 				MaxBytes:           int64(*f.maxBytes),
 				ProcRoot:           *f.procPath,
 				DropDeadLiveGauges: *f.dropDead,
+				NoMmap:             !*f.mmap,
 			},
 			DirLabel: dirLabel,
 			Logger:   c.Logger,
