@@ -2,13 +2,16 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +237,55 @@ func TestMultiprocLint(t *testing.T) {
 		if strings.HasPrefix(p.Metric, "multiproc_") {
 			t.Errorf("%s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+type mpCountHandler struct {
+	mu *sync.Mutex
+	n  *int
+}
+
+func (h mpCountHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h mpCountHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "skipping a file of the multiprocess directory" {
+		h.mu.Lock()
+		*h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h mpCountHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h mpCountHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestMultiprocLogsOnce: a bad file is logged when it appears, not at every scrape, and
+// again after it was fixed and broke anew.
+func TestMultiprocLogsOnce(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "counter_1.db")
+	if err := os.WriteFile(bad, []byte("garbage!garbage!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	src := NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, Logger: slog.New(mpCountHandler{&mu, &n})})
+	scrape := func() {
+		if _, err := src.Scrape(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		scrape()
+	}
+	if n != 1 {
+		t.Fatalf("logged %d times in 3 scrapes, want 1", n)
+	}
+	mpWriteDB(t, dir, "counter_1.db", mpEntry{`["a", "a_total", {}, "A."]`, 1})
+	scrape()
+	if err := os.WriteFile(bad, []byte("garbage!garbage!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scrape()
+	if n != 2 || src.fileErrors["corrupt"] != 4 {
+		t.Fatalf("logged %d times, %v file errors; want 2 and 4 corrupt", n, src.fileErrors["corrupt"])
 	}
 }

@@ -75,6 +75,7 @@ func FuzzMultiprocDir(f *testing.F) {
 		writeFile(t, dir, n, a)
 		writeFile(t, dir, n2, b)
 		r := NewMultiprocReader(MultiprocOptions{MaxBytes: 1 << 20})
+		defer r.Close()
 		for i := 0; i < 2; i++ {
 			if _, err := r.Read(context.Background(), dir); err != nil {
 				return // only too_large can fail a read of an existing directory
