@@ -1,0 +1,226 @@
+package gunicorn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"math"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+)
+
+// readFile reads one file and resolves its entries' keys. A file is mapped read-only and
+// kept mapped between reads (the writers' own pages of the page cache, nothing copied); while
+// its inode, size and used field stay the same, its layout is known and only the values are
+// read. Otherwise it is read with pread. Worker goroutines panic on memory faults, so a
+// mapped file truncated under us is a recovered read error.
+func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total *atomic.Int64, tooLarge *atomic.Bool) (res *fileResult) {
+	res = &fileResult{info: info}
+	fail := func(err error) *fileResult {
+		res.problem = &FileProblem{info.Name, reasonOf(err), err}
+		res.info.Skipped = true
+		res.entries = nil
+		if res.cache != nil && res.cache != c && res.cache.data != nil {
+			_ = syscall.Munmap(res.cache.data) // mapped by this read, not counted yet
+		}
+		res.cache = nil
+		return res
+	}
+	if info.Skipped {
+		return res
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			res = fail(&FileError{FileReasonRead, fmt.Errorf("%s: memory fault while reading (truncated under us?): %v", info.Name, p)})
+		}
+	}()
+	var data []byte
+	var size int64
+	var ino uint64
+	if c != nil && c.data != nil {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if st.Ino == c.ino && st.Size == int64(len(c.data)) && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			data, size, ino = c.data, st.Size, st.Ino
+			res.cache = c
+		} else {
+			info.mayMap = true // replaces the old mapping, which the caller unmaps
+		}
+	}
+	if data == nil {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(&fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		defer syscall.Close(fd)
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
+		}
+		size, ino = st.Size, st.Ino
+		if info.mayMap && size >= headerSize && size <= 1<<30 {
+			if m, err := syscall.Mmap(fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
+				data = m
+				res.cache = &cached{ino: ino, data: m}
+			}
+		}
+		if data == nil {
+			hint := firstRead
+			if c != nil && c.lay != nil {
+				hint = max(hint, c.lay.used+4096) // usually the whole used part in one read
+			}
+			data, err = r.pread(fd, size, hint, res)
+			if err != nil {
+				return fail(fmt.Errorf("%s: %w", info.Name, err))
+			}
+			res.cache = &cached{ino: ino}
+		}
+	}
+	res.info.Size = size
+	used, err := UsedOf(data)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", info.Name, err))
+	}
+	if int64(used) > size {
+		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, size)})
+	}
+	if int64(used) > int64(len(data)) {
+		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: shrank while being read", info.Name)})
+	}
+	if r.opts.MaxBytes > 0 && total.Add(int64(used)) > r.opts.MaxBytes {
+		tooLarge.Store(true)
+		return fail(fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit"))
+	}
+	data = data[:used]
+	var lay *layout
+	if c != nil && c.lay != nil && c.lay.ino == ino {
+		lay = c.lay
+	}
+	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
+		// Mapped, same inode (held by the mapping, so never reused) and same size: the
+		// append-only file has the same entries; read the values only.
+		res.cache.lay = lay
+		res.info.Used, res.info.Generation = used, lay.gen
+		res.entries = r.values(data, lay, res)
+		res.info.Entries = len(res.entries)
+		return res
+	}
+	var gen Generation
+	if lay != nil && lay.used == used {
+		gen = lay.gen // keys are compared below
+	} else {
+		used, gen, err = ParseFile(data)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", info.Name, err))
+		}
+	}
+	if lay == nil || lay.gen != gen || lay.used > used {
+		lay = &layout{}
+	}
+	lay.ino, lay.used, lay.gen = ino, used, gen
+	res.cache.lay = lay
+	res.info.Used, res.info.Generation = used, gen
+	res.entries = r.resolveKeys(data, used, gen, lay, res)
+	res.info.Entries = len(res.entries)
+	return res
+}
+
+// values reads the values of a file whose layout is known.
+func (r *MultiprocReader) values(data []byte, lay *layout, res *fileResult) []fileEntry {
+	entries := r.getEntries(len(lay.keys))
+	v2 := lay.gen == GenTimestamp
+	for i, k := range lay.keys {
+		off := int(lay.offs[i])
+		e := fileEntry{key: k, v: math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))}
+		if v2 {
+			e.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+		}
+		if k == nil {
+			res.bad++
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+func (r *MultiprocReader) getEntries(n int) []fileEntry {
+	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
+		return (*ep)[:0]
+	}
+	return make([]fileEntry, 0, n)
+}
+
+// pread reads the used part of a file that could not be mapped into a pooled buffer.
+func (r *MultiprocReader) pread(fd int, size int64, hint int, res *fileResult) ([]byte, error) {
+	bp := r.getBuf(int(min(size, int64(hint))))
+	res.buf = bp
+	buf := *bp
+	n, err := preadFull(fd, buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	used, err := UsedOf(buf[:n])
+	if err != nil || used <= n || int64(used) > size {
+		return buf[:n], nil // the caller reports it
+	}
+	if cap(buf) < used {
+		nb := make([]byte, used)
+		copy(nb, buf[:n])
+		buf = nb
+		*bp = nb
+	}
+	buf = buf[:used]
+	m, err := preadFull(fd, buf[n:], int64(n))
+	if err != nil {
+		return nil, err
+	}
+	if n+m < used {
+		return nil, &FileError{FileReasonTruncated, fmt.Errorf("shrank while being read")}
+	}
+	return buf, nil
+}
+
+func preadFull(fd int, b []byte, off int64) (int, error) {
+	total := 0
+	for total < len(b) {
+		n, err := syscall.Pread(fd, b[total:], off+int64(total))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func (r *MultiprocReader) getBuf(n int) *[]byte {
+	if bp, ok := r.bufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n, max(n, firstRead))
+	return &b
+}
+
+func (r *MultiprocReader) release(res *fileResult) {
+	if res.buf != nil && cap(*res.buf) <= 16<<20 {
+		r.bufs.Put(res.buf)
+	}
+	if res.entries != nil && cap(res.entries) <= 1<<20 {
+		e := res.entries[:0]
+		r.entryPool.Put(&e)
+	}
+	res.buf, res.entries = nil, nil
+}
