@@ -76,10 +76,23 @@ type merger struct {
 	fams    map[string]*famState
 	order   []*famState
 	dropped map[string]int
+	// sizes: gauge samples per family at the previous merge, to size the slices at once.
+	sizes map[string]int
 }
 
-func newMerger(epoch uint64) *merger {
-	return &merger{epoch: epoch, fams: map[string]*famState{}, dropped: map[string]int{}}
+func newMerger(epoch uint64, sizes map[string]int) *merger {
+	return &merger{epoch: epoch, fams: map[string]*famState{}, dropped: map[string]int{}, sizes: sizes}
+}
+
+// gaugeSizes returns how many gauge samples each family had, for the next merge.
+func (m *merger) gaugeSizes() map[string]int {
+	out := map[string]int{}
+	for _, f := range m.order {
+		if len(f.gauges) > 0 {
+			out[f.name] = len(f.gauges)
+		}
+	}
+	return out
 }
 
 // add merges one entry of a file.
@@ -120,6 +133,9 @@ func (m *merger) resolve(k *Key, typ string) {
 	fam := m.fams[k.Metric]
 	if fam == nil {
 		fam = &famState{name: k.Metric, help: k.Help, typ: typ, series: map[string]*seriesState{}}
+		if n := m.sizes[k.Metric]; n > 0 && typ == TypeGauge {
+			fam.gauges = make([]gaugeSample, 0, n)
+		}
 		m.fams[k.Metric] = fam
 		m.order = append(m.order, fam)
 	}
@@ -210,8 +226,8 @@ func mergeGauges(fam *famState) []Series {
 	switch fam.mode {
 	case "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent":
 	default: // all, liveall, and what the client treats as all
-		idx := map[pidKey]int{}
-		var out []Series
+		idx := make(map[pidKey]int, len(fam.gauges))
+		out := make([]Series, 0, len(fam.gauges))
 		for _, g := range fam.gauges {
 			k := pidKey{g.s, g.pid}
 			if i, ok := idx[k]; ok {

@@ -86,6 +86,8 @@ type MultiprocReader struct {
 	cache    map[string]*cached // by file name, touched only by Read's goroutine
 	mapCount int                // files mapped
 
+	gaugeSizes map[string]int // gauge samples per family at the last read
+
 	bufs      sync.Pool
 	entryPool sync.Pool
 }
@@ -202,7 +204,7 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 		}
 	}()
 
-	m := newMerger(r.epoch)
+	m := newMerger(r.epoch, r.gaugeSizes)
 	for i := range jobs {
 		var res *fileResult
 		select {
@@ -242,6 +244,7 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 		r.release(res)
 	}
 	snap.Families = m.families()
+	r.gaugeSizes = m.gaugeSizes()
 	for reason, n := range m.dropped {
 		snap.Dropped[reason] += n
 	}

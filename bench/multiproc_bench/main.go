@@ -75,6 +75,7 @@ func main() {
 	dir := flag.String("dir", "", "multiprocess directory")
 	n := flag.Int("n", 20, "timed scrapes")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed scrapes here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed scrapes here")
 	flag.Parse()
 	src := collector.NewMultiproc(collector.MultiprocConfig{Config: collector.Config{Address: *dir}})
 	start := time.Now()
@@ -110,6 +111,12 @@ func main() {
 		peakAnon = max(peakAnon, status("RssAnon"))
 	}
 	cpu := (cpuTime() - cpu0) / time.Duration(*n)
+	if *memprofile != "" {
+		if f, err := os.Create(*memprofile); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	slices.Sort(times)
 	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f read_merge_mean_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d gomaxprocs %d\n",
 		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), readTime.Seconds()/float64(*n), cw.n, status("VmHWM"), peakAnon, status("RssFile"), runtime.GOMAXPROCS(0))
