@@ -79,7 +79,7 @@ func TestRealPrometheusScrape(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
+  scrape_interval: 3s
   scrape_timeout: 2s
 scrape_configs:
   - job_name: wsgi
@@ -90,7 +90,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	port := FreePort(t)
-	Start(t, dir, nil, "prometheus",
+	prom := Start(t, dir, nil, "prometheus",
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
@@ -98,6 +98,9 @@ scrape_configs:
 
 	var up, uwsgiUp, dur float64
 	WaitFor(t, 60*time.Second, "Prometheus to record a scrape of the exporter", func() bool {
+		if prom.Exited() {
+			t.Fatalf("prometheus exited early:\n%s", prom.Output())
+		}
 		v, n, err := promQuery(base, `up{job="wsgi"}`)
 		if err != nil || n != 1 {
 			return false

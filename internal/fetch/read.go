@@ -13,6 +13,9 @@ import (
 func ReadAll(r io.Reader, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
+		if ReasonOf(err) == ReasonTimeout {
+			return nil, Wrap(ReasonTimeout, err)
+		}
 		return nil, Wrap(ReasonRead, err)
 	}
 	if int64(len(b)) > limit {
@@ -33,8 +36,13 @@ func ReadConn(ctx context.Context, conn net.Conn, limit int64) ([]byte, error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	b, err := ReadAll(conn, limit)
-	if err != nil && ctx.Err() != nil {
-		return nil, Errorf(ReasonTimeout, "reading: %w", ctx.Err())
+	// A read that hits the socket deadline (set to ctx's deadline) can return before ctx itself
+	// reports expiry: both are the scrape running out of time.
+	if err != nil && (ctx.Err() != nil || ReasonOf(err) == ReasonTimeout) {
+		if ctx.Err() != nil {
+			return nil, Errorf(ReasonTimeout, "reading: %w", ctx.Err())
+		}
+		return nil, Errorf(ReasonTimeout, "reading: %w", context.DeadlineExceeded)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading: %w", err)
