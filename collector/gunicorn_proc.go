@@ -54,6 +54,11 @@ type GunicornProcSource struct {
 // one is a replacement or a TTIN addition.
 const spawnGap = 1.0
 
+// startSlack is how much earlier than the wall clock a start time read from /proc can look:
+// start times are the kernel's boot time, which /proc/stat gives in whole seconds, plus the
+// process' start in ticks. Closing the burst on the wall clock waits this much longer.
+const startSlack = 1.0
+
 // initialBurst recognises a master's first generation of workers, which it forks one by one
 // after it starts: a scrape in the middle of that loop must not count the rest as restarts.
 type initialBurst struct {
@@ -83,7 +88,7 @@ func (b *initialBurst) update(workers []gunicorn.Worker, now float64) {
 			return
 		}
 	}
-	if b.end != 0 && now > b.end+spawnGap {
+	if b.end != 0 && now > b.end+spawnGap+startSlack {
 		b.closed = true
 	}
 }

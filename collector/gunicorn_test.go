@@ -298,3 +298,26 @@ func TestGunicornInitialSpawnIsNotRestarts(t *testing.T) {
 		t.Fatalf("started %v, want 1", src.started)
 	}
 }
+
+// Start times from /proc rest on the boot time in whole seconds, so they can read up to a
+// second earlier than the wall clock: a scrape right after the first forks must not close the
+// initial burst and count the rest of the spawn loop as restarts.
+func TestGunicornInitialSpawnWithTruncatedBootTime(t *testing.T) {
+	w := func(pid int, start float64) gunicorn.Worker { return gunicorn.Worker{PID: pid, StartTime: start} }
+	// Real starts 100.95 and 101.0; the boot time's lost fraction (0.95) makes them read 100.0, 100.05.
+	r := &fakeProcReader{m: &gunicorn.Master{PID: 1, Workers: []gunicorn.Worker{w(10, 100), w(11, 100.05)}}}
+	src := NewGunicornProcSource(Config{Address: "p"}, r)
+	now := 101.2 // 0.2 s of real time after the second fork
+	src.now = func() float64 { return now }
+	if _, err := src.Scrape(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.m.Workers = append(r.m.Workers, w(12, 100.15), w(13, 100.3))
+	now = 101.5
+	if _, err := src.Scrape(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.started != 0 {
+		t.Fatalf("the initial spawn counted %v restarts", src.started)
+	}
+}

@@ -1,14 +1,7 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/testcert"
 )
 
 // nginxServer is a real nginx started by a test, with stub_status on
@@ -271,47 +266,10 @@ func TestNginxMixedTargetsAndRestart(t *testing.T) {
 // certificate and key signed by it too.
 func nginxCert(t *testing.T) (caPEM []byte, srv *nginxTLS, clientCert, clientKey []byte) {
 	t.Helper()
-	gen := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	}
-	now := time.Now()
-	ca, caKey, caPEM, _ := gen(&x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wsgi_exporter test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}, nil, nil)
-	_, _, certPEM, keyPEM := gen(&x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}, ca, caKey)
-	_, _, clientCert, clientKey = gen(&x509.Certificate{
-		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "prometheus"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca, caKey)
-	return caPEM, &nginxTLS{certPEM: certPEM, keyPEM: keyPEM, clientCAPEM: caPEM}, clientCert, clientKey
+	ca := testcert.New(t, "wsgi_exporter test CA", nil)
+	server := testcert.New(t, "127.0.0.1", ca)
+	client := testcert.New(t, "prometheus", ca)
+	return ca.CertPEM, &nginxTLS{certPEM: server.CertPEM, keyPEM: server.KeyPEM, clientCAPEM: ca.CertPEM}, client.CertPEM, client.KeyPEM
 }
 
 // TestNginxTLS: verification is on by default; the CA flag makes it pass; the insecure

@@ -20,6 +20,7 @@ import (
 	"github.com/jarcoal/httpmock"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/testcert"
 )
 
 const idleBody = "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n"
@@ -307,25 +308,25 @@ func writeFile(t *testing.T, name string, b []byte) string {
 }
 
 func TestFetchTLS(t *testing.T) {
-	ca := newTestCert(t, "test CA", nil)
-	srvCert := newTestCert(t, "nginx", ca)
-	clientCA := newTestCert(t, "client CA", nil)
-	clientCert := newTestCert(t, "prometheus", clientCA)
+	ca := testcert.New(t, "test CA", nil)
+	srvCert := testcert.New(t, "nginx", ca)
+	clientCA := testcert.New(t, "client CA", nil)
+	clientCert := testcert.New(t, "prometheus", clientCA)
 
 	ts := httptest.NewUnstartedServer(stubHandler(idleBody))
-	pair, err := tls.X509KeyPair(srvCert.certPEM, srvCert.keyPEM)
+	pair, err := tls.X509KeyPair(srvCert.CertPEM, srvCert.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(clientCA.cert)
+	pool.AddCert(clientCA.Cert)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshakes below are expected
 	ts.StartTLS()
 	defer ts.Close()
 	uri := ts.URL + "/stub_status"
 
-	caFile := writeFile(t, "ca.pem", ca.certPEM)
+	caFile := writeFile(t, "ca.pem", ca.CertPEM)
 	tlsOpts := func(o TLSOptions) Options {
 		cfg, err := o.Config()
 		if err != nil {
@@ -372,8 +373,8 @@ func TestFetchTLS(t *testing.T) {
 	wantReason(t, err, fetch.ReasonHTTPStatus, "403 Forbidden")
 	st, err = fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{
 		CAFile:   caFile,
-		CertFile: writeFile(t, "client.pem", clientCert.certPEM),
-		KeyFile:  writeFile(t, "client.key", clientCert.keyPEM),
+		CertFile: writeFile(t, "client.pem", clientCert.CertPEM),
+		KeyFile:  writeFile(t, "client.key", clientCert.KeyPEM),
 	})), 5*time.Second)
 	if err != nil || st != idleStatus {
 		t.Fatalf("client certificate: %+v %v", st, err)
