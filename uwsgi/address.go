@@ -89,6 +89,10 @@ func ParseAddress(s string) (Address, error) {
 		if err != nil {
 			return Address{}, fmt.Errorf("stats address %q: %w", s, err)
 		}
+		if u.User != nil {
+			// The address is the stats_uri label and appears in logs and on the landing page.
+			return Address{}, fmt.Errorf("stats address %q: credentials in the URI are not supported (they would be exported in the stats_uri label)", u.Redacted())
+		}
 		if u.Host == "" {
 			return Address{}, fmt.Errorf("stats address %q: no host", s)
 		}

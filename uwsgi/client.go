@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -117,6 +118,15 @@ func unwrapReason(err error) error {
 	return err
 }
 
+// dialError classifies a failed dial: a socket the exporter may not open is a permission
+// problem, anything else (refused, no such socket or host) a connect failure.
+func dialError(network, address string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fetch.Errorf(fetch.ReasonPermission, "connecting to %s://%s: %w", network, address, err)
+	}
+	return fetch.Errorf(fetch.ReasonConnect, "connecting to %s://%s: %w", network, address, err)
+}
+
 // stream dials the stats server, which writes its document and closes the connection.
 func (c *Client) stream(ctx context.Context, network, address string) ([]byte, error) {
 	conn, err := c.dialer.DialContext(ctx, network, address)
@@ -124,7 +134,7 @@ func (c *Client) stream(ctx context.Context, network, address string) ([]byte, e
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		return nil, fetch.Errorf(fetch.ReasonConnect, "connecting to %s://%s: %w", network, address, err)
+		return nil, dialError(network, address, err)
 	}
 	return fetch.ReadConn(ctx, conn, c.maxSize)
 }
@@ -158,18 +168,20 @@ func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
 }
 
 func (c *Client) readFile() ([]byte, error) {
-	fi, err := os.Stat(c.addr.Path)
+	// O_NONBLOCK: if the path is (or is swapped for) a FIFO, opening it must not wait for a
+	// writer; the type is then checked on the opened file, so nothing can change in between.
+	f, err := os.OpenFile(c.addr.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err // not_found / permission by fetch.ReasonOf
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fetch.Wrap(fetch.ReasonRead, err)
 	}
 	if !fi.Mode().IsRegular() {
 		// A FIFO or device could block or never end: only regular files are read.
 		return nil, fetch.Errorf(fetch.ReasonOther, "%s is not a regular file", c.addr.Path)
 	}
-	f, err := os.Open(c.addr.Path)
-	if err != nil {
-		return nil, err // not_found / permission by fetch.ReasonOf
-	}
-	defer f.Close()
 	return fetch.ReadAll(f, c.maxSize)
 }
