@@ -57,13 +57,17 @@ func (r *MultiprocReader) Close() {
 }
 
 // resolveKeys turns a file's entries into parsed keys, parsing only keys never seen before.
+//
+// data may be a shared mapping that faults (a panic, recovered by readFile) when the file is
+// truncated under us. No lock is ever held across a read of data without a deferred unlock:
+// a fault must not leave keysMu held, or every later read and forget would block on it.
 func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
 	entries := r.getEntries(used/64 + 16)
 	var offs []int32
 	var missing []int
-	var raws [][]byte
+	var raws []string // copies of the missing keys' bytes, taken outside any lock
 	known := lay.keys
-	locked := false
+	changed := false
 	Entries(data, used, gen, func(e Entry) {
 		i := len(entries)
 		offs = append(offs, int32(e.ValueAt))
@@ -73,47 +77,22 @@ func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay
 				return
 			}
 		}
-		if !locked {
-			r.keysMu.RLock()
-			locked = true
-		}
-		k := r.keys[string(e.Key)]
+		changed = true
+		k := r.lookupKey(e.Key)
 		if k == nil {
 			missing = append(missing, i)
-			raws = append(raws, e.Key)
+			raws = append(raws, string(e.Key))
 		}
 		entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
 	})
-	if locked {
-		r.keysMu.RUnlock()
-	}
 	for j, i := range missing {
-		raw := raws[j]
-		r.keysMu.RLock()
-		k, known := r.keys[string(raw)]
-		_, bad := r.badKeys[string(raw)]
-		r.keysMu.RUnlock()
-		if !known && !bad {
-			var err error
-			k, err = ParseKey(raw)
-			r.keysMu.Lock()
-			if err != nil {
-				if len(r.badKeys) < 10000 {
-					r.badKeys[string(raw)] = err
-				}
-			} else if k2 := r.keys[string(raw)]; k2 != nil {
-				k = k2
-			} else {
-				r.keys[string(raw)] = k
-			}
-			r.keysMu.Unlock()
-		}
+		k := r.resolveKey(raws[j])
 		if k == nil {
 			res.bad++
 		}
 		entries[i].key = k
 	}
-	if len(lay.keys) != len(entries) || len(missing) > 0 || locked {
+	if len(lay.keys) != len(entries) || changed {
 		lay.keys = lay.keys[:0]
 		for _, e := range entries {
 			lay.keys = append(lay.keys, e.key)
@@ -121,6 +100,40 @@ func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay
 	}
 	lay.offs = offs
 	return entries
+}
+
+// lookupKey returns the parsed key of raw, or nil. raw may be mapped bytes that fault: the
+// deferred unlock releases keysMu while the panic unwinds.
+func (r *MultiprocReader) lookupKey(raw []byte) *Key {
+	r.keysMu.RLock()
+	defer r.keysMu.RUnlock()
+	return r.keys[string(raw)]
+}
+
+// resolveKey parses a key not found by lookupKey (raw is a copy, not mapped bytes) and
+// remembers it, or the error that makes it bad; nil for a bad key.
+func (r *MultiprocReader) resolveKey(raw string) *Key {
+	r.keysMu.RLock()
+	k, known := r.keys[raw]
+	_, bad := r.badKeys[raw]
+	r.keysMu.RUnlock()
+	if known || bad {
+		return k
+	}
+	k, err := ParseKey([]byte(raw))
+	r.keysMu.Lock()
+	defer r.keysMu.Unlock()
+	if err != nil {
+		if len(r.badKeys) < 10000 {
+			r.badKeys[raw] = err
+		}
+		return nil
+	}
+	if k2 := r.keys[raw]; k2 != nil {
+		return k2
+	}
+	r.keys[raw] = k
+	return k
 }
 
 // forget drops keys not seen in this read once they outnumber the live ones, so label

@@ -90,6 +90,8 @@ type MultiprocReader struct {
 
 	bufs      sync.Pool
 	entryPool sync.Pool
+
+	mappedHook func(path string) // tests only: runs right after readFile maps a file
 }
 
 // NewMultiprocReader returns a reader.

@@ -69,6 +69,9 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 			if m, err := syscall.Mmap(fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
 				data = m
 				res.cache = &cached{ino: ino, data: m}
+				if r.mappedHook != nil {
+					r.mappedHook(path)
+				}
 			}
 		}
 		if data == nil {
