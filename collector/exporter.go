@@ -34,6 +34,8 @@ type Exporter struct {
 	errors   *prometheus.CounterVec
 	duration *prometheus.Desc
 
+	globs []*globState // per source; nil unless it is an Expander
+
 	mu   sync.Mutex
 	down map[string]bool // by kind+source: was the last scrape a failure (for log levels)
 }
@@ -68,8 +70,12 @@ func New(sources []Source, opts Options) (*Exporter, error) {
 		down: map[string]bool{},
 	}
 	e.registry.MustRegister(e.errors)
-	for _, s := range sources {
+	e.globs = make([]*globState, len(sources))
+	for i, s := range sources {
 		e.initErrors(s)
+		if _, ok := s.(Expander); ok {
+			e.globs[i] = &globState{}
+		}
 	}
 	return e, nil
 }
@@ -89,20 +95,40 @@ func (e *Exporter) initErrors(s Source) {
 
 // Gatherer returns a Gatherer that scrapes every source once under ctx. When timeout is
 // positive it is the deadline of every source; otherwise each source's own Config.Timeout.
+// Deadlines count from this call: globs are expanded here, and their targets scraped when
+// the Gatherer is gathered.
 func (e *Exporter) Gatherer(ctx context.Context, timeout time.Duration) prometheus.Gatherer {
+	start := time.Now()
 	reg := prometheus.NewRegistry()
-	for _, s := range e.sources {
-		c := &scrapeCollector{e: e, ctx: ctx, timeout: timeout, src: s}
-		prometheus.WrapRegistererWith(s.Config().Labels, reg).MustRegister(c)
+	for _, p := range e.plan(ctx, timeout, start) {
+		c := &scrapeCollector{e: e, ctx: ctx, start: start, timeout: timeout, src: p.src, err: p.err}
+		prometheus.WrapRegistererWith(p.src.Config().Labels, reg).MustRegister(c)
 	}
 	// The scrape registry is gathered first, so errors counted in it are in this answer.
 	return prometheus.Gatherers{reg, e.registry}
 }
 
 // Handler serves /metrics: one scrape of every source per request, isolated from concurrent
-// requests, under the deadline Prometheus announces.
+// requests, under the deadline Prometheus announces. opts.MaxRequestsInFlight bounds the
+// requests served at once (each scrapes every source): more are answered 503.
 func (e *Exporter) Handler(opts promhttp.HandlerOpts) http.Handler {
+	var inFlight chan struct{}
+	if opts.MaxRequestsInFlight > 0 {
+		inFlight = make(chan struct{}, opts.MaxRequestsInFlight)
+	}
+	// The limit is applied here, once for all requests: promhttp's own would be per handler,
+	// and a handler is built per request around that request's Gatherer.
+	opts.MaxRequestsInFlight = 0
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, fmt.Sprintf("Limit of concurrent scrapes reached (%d), try again later.", cap(inFlight)), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		timeout := e.requestTimeout(r)
 		promhttp.HandlerFor(e.Gatherer(r.Context(), timeout), opts).ServeHTTP(w, r)
 	})

@@ -241,7 +241,10 @@ func TestExpanderScrapesEachTarget(t *testing.T) {
 		t.Fatalf("failing glob: got\n%s", got)
 	}
 	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "g*", fetch.ReasonNotFound)); v != 1 {
-		t.Fatalf("not_found errors of the glob = %v, want 1", v)
+		t.Fatalf("not_found errors of the glob = %v, want 1 (the empty expansion)", v)
+	}
+	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "g*", fetch.ReasonOther)); v != 1 {
+		t.Fatalf("other errors of the glob = %v, want 1 (the failing expansion)", v)
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 
 var reasons = fetch.Reasons
 
-// scrapeCollector scrapes one configured source (and what it expands to) for one request.
+// scrapeCollector scrapes one source for one request, or reports the failure of a glob that
+// could not be expanded.
 type scrapeCollector struct {
 	e       *Exporter
 	ctx     context.Context
+	start   time.Time // when the request began: every deadline counts from here
 	timeout time.Duration
 	src     Source
+	err     error // set: src is an Expander whose expansion failed; report it down
 }
 
 // Describe sends nothing: the collector is unchecked, as the series of a source depend on
@@ -26,38 +29,28 @@ type scrapeCollector struct {
 func (c *scrapeCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
-	x, ok := c.src.(Expander)
-	if !ok {
-		c.scrapeOne(c.src, ch)
+	if c.err != nil {
+		c.report(c.src, c.start, c.err, ch)
 		return
 	}
-	ctx, cancel := c.deadline(c.src)
-	srcs, err := x.Expand(ctx)
-	cancel()
-	if err == nil && len(srcs) == 0 {
-		err = fetch.Errorf(fetch.ReasonNotFound, "%s matches nothing", c.src.Config().Address)
-	}
-	if err != nil {
-		c.report(c.src, time.Now(), err, ch)
-		return
-	}
-	var wg sync.WaitGroup
-	for _, s := range srcs {
-		c.e.initErrors(s)
-		wg.Go(func() { c.scrapeOne(s, ch) })
-	}
-	wg.Wait()
+	c.scrapeOne(c.src, ch)
 }
 
+// deadline is the source's deadline, counted from the start of the request, so that time spent
+// expanding globs is not granted a second time.
 func (c *scrapeCollector) deadline(s Source) (context.Context, context.CancelFunc) {
-	t := c.timeout
-	if t <= 0 {
-		t = s.Config().Timeout
+	return context.WithDeadline(c.ctx, c.start.Add(sourceTimeout(s, c.timeout)))
+}
+
+// sourceTimeout is the request's timeout when positive, else the source's own, else 5 s.
+func sourceTimeout(s Source, timeout time.Duration) time.Duration {
+	if timeout > 0 {
+		return timeout
 	}
-	if t <= 0 {
-		t = 5 * time.Second
+	if t := s.Config().Timeout; t > 0 {
+		return t
 	}
-	return context.WithTimeout(c.ctx, t)
+	return 5 * time.Second
 }
 
 type result struct {

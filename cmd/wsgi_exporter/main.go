@@ -56,6 +56,7 @@ func main() {
 type settings struct {
 	metricsPath   *string
 	enablePprof   *bool
+	maxRequests   *int
 	timeout       *time.Duration
 	timeoutOffset *time.Duration
 	toolkitFlags  *web.FlagConfig
@@ -69,6 +70,7 @@ func newApp() (*kingpin.Application, *settings) {
 	s := &settings{
 		metricsPath:   app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
 		enablePprof:   app.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/.").Default("false").Bool(),
+		maxRequests:   app.Flag("web.max-requests", "Most scrapes of the metrics path served at once; more are answered 503. 0: no limit.").Default("40").Int(),
 		timeout:       app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration(),
 		timeoutOffset: app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration(),
 		toolkitFlags:  webflag.AddFlags(app, defaultAddress),
@@ -132,7 +134,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 	}
 
-	mux, err := newMux(exp, logger, *s.metricsPath, *s.enablePprof)
+	mux, err := newMux(exp, logger, *s.metricsPath, *s.enablePprof, *s.maxRequests)
 	if err != nil {
 		logger.Error("cannot build the web interface", "err", err)
 		return 1
@@ -154,12 +156,15 @@ func run(args []string, stdout, stderr *os.File) int {
 }
 
 // newMux builds the HTTP endpoints: metrics, health, landing page and, when asked, pprof.
-func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pprof bool) (*http.ServeMux, error) {
+func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pprof bool, maxRequests int) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	handler := exp.Handler(promhttp.HandlerOpts{
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: true,
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		EnableOpenMetrics:   true,
+		MaxRequestsInFlight: maxRequests,
+		// Counts errors while gathering in promhttp_metric_handler_errors_total.
+		Registry: exp.Registry(),
 	})
 	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(exp.Registry(), handler))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
