@@ -6,6 +6,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
+	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
 // uwsgiFlags are the flags of the uWSGI stats sources.
@@ -39,7 +40,16 @@ func (f *uwsgiFlags) build(c common) ([]collector.Source, error) {
 	}
 	opts := collector.UWSGIOptions{MaxResponseSize: maxSize, CollectCores: *f.collectCores}
 	var out []collector.Source
+	seen := map[string]string{}
 	for _, uri := range *f.statsURIs {
+		// Two spellings of one address (127.0.0.1:1717 and tcp://127.0.0.1:1717) would read
+		// the same server twice under two stats_uri values.
+		if a, err := uwsgi.ParseAddress(uri); err == nil {
+			if prev, ok := seen[a.String()]; ok {
+				return nil, fmt.Errorf("--uwsgi.stats-uri: %q and %q are the same stats server", prev, uri)
+			}
+			seen[a.String()] = uri
+		}
 		s, err := collector.NewUWSGI(collector.Config{Address: uri, Timeout: c.Timeout}, opts)
 		if err != nil {
 			return nil, fmt.Errorf("--uwsgi.stats-uri: %w", err)
