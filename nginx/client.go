@@ -9,7 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -91,7 +94,7 @@ func (c *Client) Target() Target { return c.target }
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // Fetch reads and parses the page under ctx's deadline. Errors carry a fetch reason:
-// connect, timeout, read, too_large, http_status or decode.
+// connect, permission, timeout, read, too_large, http_status or decode.
 func (c *Client) Fetch(ctx context.Context) (StubStatus, error) {
 	b, err := c.fetchBody(ctx)
 	if err != nil {
@@ -101,7 +104,20 @@ func (c *Client) Fetch(ctx context.Context) (StubStatus, error) {
 }
 
 func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.target.URL.String(), nil)
+	reqCtx := ctx
+	var handshakeFailed atomic.Bool // atomic: a dial may outlive the request
+	if c.target.URL.Scheme == "https" {
+		// Whatever ends the TLS handshake (an alert, a certificate, an EOF, a reset) arrives
+		// as an error of no common type: the trace tells that it happened in the handshake.
+		reqCtx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+				if err != nil {
+					handshakeFailed.Store(true)
+				}
+			},
+		})
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.target.URL.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building the request: %w", err)
 	}
@@ -114,7 +130,7 @@ func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
 	req.Header.Set("User-Agent", "wsgi_exporter")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.requestError(ctx, err)
+		return nil, c.requestError(ctx, err, handshakeFailed.Load())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -134,28 +150,59 @@ func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-// requestError classifies an error of http.Client.Do, which got no response.
-func (c *Client) requestError(ctx context.Context, err error) error {
+// requestError classifies an error of http.Client.Do, which got no response. handshakeFailed
+// says the TLS handshake of the request's connection failed.
+func (c *Client) requestError(ctx context.Context, err error, handshakeFailed bool) error {
 	if ctx.Err() != nil {
 		return fetch.Errorf(fetch.ReasonTimeout, "no answer from %s: %w", c.target, ctx.Err())
 	}
-	var (
-		verr *tls.CertificateVerificationError
-		herr x509.HostnameError
-		uerr x509.UnknownAuthorityError
-		rerr tls.RecordHeaderError
-	)
-	if errors.As(err, &verr) || errors.As(err, &herr) || errors.As(err, &uerr) || errors.As(err, &rerr) {
+	if handshakeFailed || isTLSFailure(err) {
 		return fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.target, err)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" && errors.Is(err, os.ErrPermission) {
+		// EACCES: a unix socket the exporter's user may not write to.
+		return fetch.Errorf(fetch.ReasonPermission, "connecting to %s: %w", c.target, err)
+	}
+	if strings.Contains(err.Error(), "server response headers exceeded") {
+		// The transport's MaxResponseHeaderBytes; its error has no type of its own.
+		return fetch.Errorf(fetch.ReasonTooLarge, "response headers from %s are larger than the %d byte limit: %w", c.target, maxHeaderBytes, err)
 	}
 	if strings.Contains(err.Error(), "malformed HTTP") {
 		// Something answers, but not HTTP (e.g. a uWSGI stats port given by mistake).
 		return fetch.Errorf(fetch.ReasonDecode, "%s does not speak HTTP: %w", c.target, err)
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Connected, then closed before a complete response header.
+		return fetch.Errorf(fetch.ReasonRead, "%s closed the connection without an answer: %w", c.target, err)
+	}
 	if fetch.ReasonOf(err) == fetch.ReasonOther {
 		return fetch.Errorf(fetch.ReasonConnect, "requesting %s: %w", c.target, err)
 	}
 	return fmt.Errorf("requesting %s: %w", c.target, err)
+}
+
+// isTLSFailure recognises certificate errors and TLS alerts from nginx. With TLS 1.3 a server
+// that requires or rejects a client certificate says so with an alert the client reads only
+// after its side of the handshake is done, so the trace does not see it.
+func isTLSFailure(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		herr x509.HostnameError
+		uerr x509.UnknownAuthorityError
+		cerr x509.CertificateInvalidError
+		rerr tls.RecordHeaderError
+		aerr tls.AlertError
+		oe   *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr), errors.As(err, &herr), errors.As(err, &uerr), errors.As(err, &cerr),
+		errors.As(err, &rerr), errors.As(err, &aerr):
+		return true
+	case errors.As(err, &oe):
+		return oe.Op == "remote error" // crypto/tls's wrapping of an alert received
+	}
+	return false
 }
 
 // hostOnly strips a port from a Host header value.
