@@ -4,12 +4,12 @@ import (
 	"context"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // GunicornKind is a gunicorn master found through its pidfile and read from /proc.
@@ -42,7 +42,10 @@ type GunicornProcSource struct {
 	reader GunicornProcReader
 	now    func() float64 // unix seconds
 
-	mu        sync.Mutex // one scrape at a time: the slot and restart state follow the reads in order
+	// sem: one scrape at a time, so the slot and restart state follow the reads in order. A
+	// one-slot channel rather than a mutex: a scrape queued behind a stuck one (abandoned by
+	// the collector at its deadline) gives up at its own deadline instead of blocking forever.
+	sem       chan struct{}
 	masterPID int
 	slots     slotTracker
 	started   float64
@@ -100,7 +103,7 @@ type GunicornProcReader interface {
 
 // NewGunicornProcSource returns a source for the pidfile in cfg.Address.
 func NewGunicornProcSource(cfg Config, reader GunicornProcReader) *GunicornProcSource {
-	return &GunicornProcSource{cfg: cfg, reader: reader, now: func() float64 { return float64(time.Now().UnixNano()) / 1e9 }}
+	return &GunicornProcSource{cfg: cfg, reader: reader, sem: make(chan struct{}, 1), now: func() float64 { return float64(time.Now().UnixNano()) / 1e9 }}
 }
 
 // Kind implements Source.
@@ -116,8 +119,15 @@ type gunicornWorkerRow struct {
 
 // Scrape implements Source.
 func (s *GunicornProcSource) Scrape(ctx context.Context) (Emit, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil, fetch.Errorf(fetch.ReasonTimeout, "before reading the master: %w", ctx.Err())
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fetch.Errorf(fetch.ReasonTimeout, "waiting for the previous scrape (still reading /proc): %w", ctx.Err())
+	}
+	defer func() { <-s.sem }()
 	m, err := s.reader.Read(ctx, s.cfg.Address)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,8 @@ func (r *MultiprocReader) unmap(c *cached) {
 
 // Close unmaps every file the reader keeps mapped.
 func (r *MultiprocReader) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.sem <- struct{}{}
+	defer func() { <-r.sem }()
 	for _, c := range r.cache {
 		r.unmap(c)
 	}

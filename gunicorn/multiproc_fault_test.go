@@ -2,12 +2,16 @@ package gunicorn
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // truncatedDB is a file whose last entry starts on the first page and whose value lies three
@@ -92,5 +96,53 @@ func TestMultiprocFaultReleasesKeys(t *testing.T) {
 	}
 	if c := famByName(snap, "c"); c == nil || c.Series[0].Value != 3 {
 		t.Fatalf("c: %+v, want 3", c)
+	}
+}
+
+// TestMultiprocReadQueuedGivesUp: a Read waiting behind a stuck one returns a timeout when
+// its context ends, instead of blocking until the stuck one finishes; once that one is
+// released, reads go on.
+func TestMultiprocReadQueuedGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 4096, testEntry{key: counterKey("a", ""), v: 1}))
+	r := NewMultiprocReader(MultiprocOptions{})
+	defer r.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	r.mappedHook = func(string) {
+		close(entered)
+		<-release
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := r.Read(context.Background(), dir)
+		first <- err
+	}()
+	<-entered // the first Read is stuck inside, holding the reader
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, err := r.Read(ctx, dir)
+		second <- err
+	}()
+	cancel()
+	select {
+	case err := <-second:
+		if fetch.ReasonOf(err) != fetch.ReasonTimeout || !errors.Is(err, context.Canceled) {
+			t.Fatalf("queued read: %v (reason %s), want timeout", err, fetch.ReasonOf(err))
+		}
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		close(release)
+		t.Fatal("queued read still blocked behind the stuck one after its context ended")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	r.mappedHook = nil
+	if s := readValue(t, r, dir, "a"); len(s) != 1 || s[0].Value != 1 {
+		t.Fatalf("a: %+v", s)
+	}
+	if len(r.sem) != 0 {
+		t.Fatal("reader still held after every read returned")
 	}
 }

@@ -76,7 +76,10 @@ type Snapshot struct {
 type MultiprocReader struct {
 	opts MultiprocOptions
 
-	mu    sync.Mutex // one Read at a time; guards epoch and the keys' merge caches
+	// sem is held by one Read (or Close) at a time; it guards epoch, the keys' merge caches
+	// and the file cache. A channel, not a mutex: a Read waiting behind one that is stuck
+	// gives up when its context ends instead of piling up blocked goroutines.
+	sem   chan struct{}
 	epoch uint64
 
 	keysMu  sync.RWMutex
@@ -99,7 +102,7 @@ func NewMultiprocReader(opts MultiprocOptions) *MultiprocReader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &MultiprocReader{opts: opts, keys: map[string]*Key{}, badKeys: map[string]error{}, cache: map[string]*cached{}}
+	return &MultiprocReader{opts: opts, sem: make(chan struct{}, 1), keys: map[string]*Key{}, badKeys: map[string]error{}, cache: map[string]*cached{}}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
@@ -120,8 +123,10 @@ type fileResult struct {
 
 // Read reads and merges every .db file of dir, in sorted name order.
 func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := acquire(ctx, r.sem); err != nil {
+		return nil, fetch.Errorf(fetch.ReasonTimeout, "before reading %s (a previous read still running?): %w", dir, err)
+	}
+	defer func() { <-r.sem }()
 	r.epoch++
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -252,6 +257,20 @@ func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, erro
 	}
 	r.forget()
 	return snap, nil
+}
+
+// acquire takes the one-slot semaphore sem, or returns ctx's error when ctx has ended or
+// ends first.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // checkAlive looks up /proc/<ID> once per numeric ID and marks dead writers' live gauges
