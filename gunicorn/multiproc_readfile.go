@@ -36,6 +36,21 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 			res = fail(&FileError{FileReasonRead, fmt.Errorf("%s: memory fault while reading (truncated under us?): %v", info.Name, p)})
 		}
 	}()
+	// reserve counts a file's used part against the directory's byte limit, before it is
+	// read; a used part that grew since is counted again for the difference.
+	reserved := 0
+	reserve := func(used int) error {
+		if r.opts.MaxBytes <= 0 || used <= reserved {
+			return nil
+		}
+		n := used - reserved
+		reserved = used
+		if total.Add(int64(n)) > r.opts.MaxBytes {
+			tooLarge.Store(true)
+			return fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit")
+		}
+		return nil
+	}
 	var data []byte
 	var size int64
 	var ino uint64
@@ -65,7 +80,25 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 			return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
 		}
 		size, ino = st.Size, st.Ino
-		if info.mayMap && size >= headerSize && size <= 1<<30 {
+		res.info.Size = size
+		// The header first: the used part is reserved against the byte limit before any
+		// buffer is sized for it or the file mapped.
+		var hdr [headerSize]byte
+		n, err := preadFull(fd, hdr[:], 0)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", info.Name, err))
+		}
+		used, err := UsedOf(hdr[:n])
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", info.Name, err))
+		}
+		if int64(used) > size {
+			return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: header says %d bytes used, the file has %d", info.Name, used, size)})
+		}
+		if err := reserve(used); err != nil {
+			return fail(err)
+		}
+		if info.mayMap && size <= 1<<30 {
 			if m, err := syscall.Mmap(fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
 				data = m
 				res.cache = &cached{ino: ino, data: m}
@@ -75,11 +108,7 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 			}
 		}
 		if data == nil {
-			hint := firstRead
-			if c != nil && c.lay != nil {
-				hint = max(hint, c.lay.used+4096) // usually the whole used part in one read
-			}
-			data, err = r.pread(fd, size, hint, res)
+			data, err = r.pread(fd, size, used, res, reserve)
 			if err != nil {
 				return fail(fmt.Errorf("%s: %w", info.Name, err))
 			}
@@ -97,9 +126,8 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 	if int64(used) > int64(len(data)) {
 		return fail(&FileError{FileReasonTruncated, fmt.Errorf("%s: shrank while being read", info.Name)})
 	}
-	if r.opts.MaxBytes > 0 && total.Add(int64(used)) > r.opts.MaxBytes {
-		tooLarge.Store(true)
-		return fail(fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit"))
+	if err := reserve(used); err != nil {
+		return fail(err)
 	}
 	data = data[:used]
 	var lay *layout
@@ -160,31 +188,36 @@ func (r *MultiprocReader) getEntries(n int) []fileEntry {
 	return make([]fileEntry, 0, n)
 }
 
-// pread reads the used part of a file that could not be mapped into a pooled buffer.
-func (r *MultiprocReader) pread(fd int, size int64, hint int, res *fileResult) ([]byte, error) {
-	bp := r.getBuf(int(min(size, int64(hint))))
+// pread reads the used part of a file that could not be mapped into a pooled buffer; used is
+// what the header said (already reserved). A used part grown since is reserved before the
+// buffer grows.
+func (r *MultiprocReader) pread(fd int, size int64, used int, res *fileResult, reserve func(int) error) ([]byte, error) {
+	bp := r.getBuf(used)
 	res.buf = bp
 	buf := *bp
 	n, err := preadFull(fd, buf, 0)
 	if err != nil {
 		return nil, err
 	}
-	used, err := UsedOf(buf[:n])
-	if err != nil || used <= n || int64(used) > size {
+	now, err := UsedOf(buf[:n])
+	if err != nil || now <= n || int64(now) > size {
 		return buf[:n], nil // the caller reports it
 	}
-	if cap(buf) < used {
-		nb := make([]byte, used)
+	if err := reserve(now); err != nil {
+		return nil, err
+	}
+	if cap(buf) < now {
+		nb := make([]byte, now)
 		copy(nb, buf[:n])
 		buf = nb
 		*bp = nb
 	}
-	buf = buf[:used]
+	buf = buf[:now]
 	m, err := preadFull(fd, buf[n:], int64(n))
 	if err != nil {
 		return nil, err
 	}
-	if n+m < used {
+	if n+m < now {
 		return nil, &FileError{FileReasonTruncated, fmt.Errorf("shrank while being read")}
 	}
 	return buf, nil
