@@ -22,9 +22,9 @@ const (
 // Reasons a statsd line is dropped. They are label values: a fixed, small set.
 const (
 	DropSyntax      = "syntax"         // not name:value|type
-	DropValue       = "value"          // not a finite number, or negative where it cannot be
+	DropValue       = "value"          // not a finite number, negative where it cannot be, over a cap, or a count that would not stay finite
 	DropType        = "type"           // a type gunicorn does not send for this metric
-	DropSampleRate  = "sample_rate"    // @rate not in (0, 1]
+	DropSampleRate  = "sample_rate"    // @rate not in [MinSampleRate, 1]
 	DropUnknown     = "unknown_metric" // not one of gunicorn's metrics (or an unknown level or status)
 	DropTooLong     = "too_long"       // line or datagram longer than the limits
 	DropTags        = "tags"           // tag section unusable (too many tags, invalid UTF-8)
@@ -39,6 +39,17 @@ var LogLevels = []string{"critical", "error", "warning", "exception", "info", "d
 
 // MaxStatsdLine is the longest line accepted.
 const MaxStatsdLine = 2048
+
+// Bounds on what one line may add, so that no line (gunicorn sends counters of 1 at rate 1)
+// can push a counter to a huge or infinite value for good.
+const (
+	// MinSampleRate is the smallest @rate accepted: a line stands for at most a million events.
+	MinSampleRate = 1e-6
+	// MaxCounterValue is the largest counter value accepted; it must be a whole number.
+	MaxCounterValue = 1e6
+	// MaxDurationMillis is the longest duration accepted, in milliseconds (about 11.6 days).
+	MaxDurationMillis = 1e9
+)
 
 // StatsdSample is one parsed line.
 type StatsdSample struct {
@@ -85,7 +96,7 @@ func ParseStatsdLine(line []byte) (StatsdSample, error) {
 		switch {
 		case len(sec) > 1 && sec[0] == '@':
 			r, err := strconv.ParseFloat(string(sec[1:]), 64)
-			if err != nil || !(r > 0 && r <= 1) {
+			if err != nil || !(r >= MinSampleRate && r <= 1) {
 				return s, drop(DropSampleRate, "sample rate "+strconv.Quote(string(sec)))
 			}
 			s.Rate = r
@@ -112,6 +123,16 @@ func ParseStatsdLine(line []byte) (StatsdSample, error) {
 	}
 	if v < 0 && !s.Relative {
 		return s, drop(DropValue, "negative value "+strconv.Quote(string(valueText)))
+	}
+	switch s.Metric {
+	case StatsdRequests, StatsdStatus, StatsdLog:
+		if v > MaxCounterValue || v != math.Trunc(v) {
+			return s, drop(DropValue, "counter value "+strconv.Quote(string(valueText))+" is not a whole number up to 1e6")
+		}
+	case StatsdDuration:
+		if v > MaxDurationMillis {
+			return s, drop(DropValue, "duration "+strconv.Quote(string(valueText))+" over 1e9 ms")
+		}
 	}
 	s.Value = v
 	return s, nil

@@ -3,6 +3,7 @@ package gunicorn
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -166,6 +167,14 @@ func (s *StatsdState) handleLine(line []byte) string {
 	if err != nil {
 		return err.(*StatsdError).Reason
 	}
+	n := 1 / sample.Rate // events this line stands for
+	inc := sample.Value * n
+	if sample.Metric == StatsdDuration {
+		inc = sample.Value / 1000 * n
+	}
+	if !finite(n) || !finite(inc) { // the parser's bounds keep both finite; never trust it
+		return DropValue
+	}
 	values, ok := s.tagValues(sample.Tags)
 	if !ok {
 		return DropTags
@@ -180,15 +189,27 @@ func (s *StatsdState) handleLine(line []byte) string {
 			Buckets: make([]float64, len(DurationBuckets))}
 		s.groups[key] = g
 	}
-	n := 1 / sample.Rate // events this line stands for
+	// Nothing is changed by a line that would leave a value not finite.
 	switch sample.Metric {
 	case StatsdRequests:
-		g.Requests += sample.Value * n
+		if !finite(g.Requests + inc) {
+			return DropValue
+		}
+		g.Requests += inc
 	case StatsdStatus:
-		g.Status[sample.Code] += sample.Value * n
+		if !finite(g.Status[sample.Code] + inc) {
+			return DropValue
+		}
+		g.Status[sample.Code] += inc
 	case StatsdLog:
-		g.Logs[sample.Level] += sample.Value * n
+		if !finite(g.Logs[sample.Level] + inc) {
+			return DropValue
+		}
+		g.Logs[sample.Level] += inc
 	case StatsdDuration:
+		if !finite(g.DurationCount+n) || !finite(g.DurationSum+inc) {
+			return DropValue
+		}
 		secs := sample.Value / 1000
 		for i, ub := range DurationBuckets {
 			if secs <= ub {
@@ -196,19 +217,23 @@ func (s *StatsdState) handleLine(line []byte) string {
 			}
 		}
 		g.DurationCount += n
-		g.DurationSum += secs * n
+		g.DurationSum += inc
 	case StatsdWorkers:
+		v := sample.Value
 		if sample.Relative {
-			g.Workers += sample.Value
-		} else {
-			g.Workers = sample.Value
+			v += g.Workers
 		}
-		g.HasWorkers = true
+		if !finite(v) {
+			return DropValue
+		}
+		g.Workers, g.HasWorkers = v, true
 	case StatsdBacklog:
 		g.Backlog, g.HasBacklog = sample.Value, true
 	}
 	return ""
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // tagValues picks the configured tag labels out of a dogstatsd tag section.
 func (s *StatsdState) tagValues(tags []byte) ([]string, bool) {

@@ -340,8 +340,18 @@ func FuzzParseStatsdLine(f *testing.F) {
 			}
 			return
 		}
-		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || !(s.Rate > 0 && s.Rate <= 1) || s.Metric == 0 {
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || !(s.Rate >= MinSampleRate && s.Rate <= 1) || s.Metric == 0 {
 			t.Fatalf("accepted %+v from %q", s, line)
+		}
+		switch s.Metric {
+		case StatsdRequests, StatsdStatus, StatsdLog:
+			if s.Value < 0 || s.Value > MaxCounterValue || s.Value != math.Trunc(s.Value) {
+				t.Fatalf("accepted counter value %v from %q", s.Value, line)
+			}
+		case StatsdDuration:
+			if s.Value < 0 || s.Value > MaxDurationMillis {
+				t.Fatalf("accepted duration %v from %q", s.Value, line)
+			}
 		}
 	})
 }
@@ -362,9 +372,20 @@ func FuzzStatsdDatagram(f *testing.F) {
 		if len(snap.Groups) > 4 {
 			t.Fatalf("%d groups over the limit", len(snap.Groups))
 		}
+		// One datagram of lines within the bounds adds at most 64 KiB/8 lines x 1e12 to any
+		// count: everything stays finite and non-negative.
 		for _, g := range snap.Groups {
-			if g.Requests < 0 || g.DurationCount < 0 || math.IsNaN(g.DurationSum) {
-				t.Fatalf("bad group %+v", g)
+			vs := append([]float64{g.Requests, g.DurationCount, g.DurationSum, g.Workers, g.Backlog}, g.Buckets...)
+			for _, v := range g.Status {
+				vs = append(vs, v)
+			}
+			for _, v := range g.Logs {
+				vs = append(vs, v)
+			}
+			for i, v := range vs {
+				if !finite(v) || (i != 3 && v < 0) {
+					t.Fatalf("bad group %+v", g)
+				}
 			}
 		}
 	})
