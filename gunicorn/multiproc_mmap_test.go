@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -85,5 +86,54 @@ func TestMultiprocMappedFiles(t *testing.T) {
 		if r.mapCount != 0 {
 			t.Fatalf("%d files mapped after Close", r.mapCount)
 		}
+	}
+}
+
+// TestMultiprocMappedRewrittenInPlace: a mapped file rewritten in place with other keys but
+// the same size and used field is parsed afresh, not read with the layout of its old keys.
+func TestMultiprocMappedRewrittenInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		first, end string // the new keys of the first and last entries
+	}{
+		{"first key changed", "x", "b"},
+		{"last key changed", "a", "y"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "counter_1.db")
+		old := encodeDB(GenValue, 4096, testEntry{key: counterKey("a", ""), v: 1}, testEntry{key: counterKey("m", ""), v: 2},
+			testEntry{key: counterKey("b", ""), v: 3})
+		writeFile(t, dir, "counter_1.db", old)
+		r := NewMultiprocReader(MultiprocOptions{})
+		if s := readValue(t, r, dir, "a"); len(s) != 1 || s[0].Value != 1 {
+			t.Fatalf("%s: first read: a = %+v", tc.name, s)
+		}
+		if r.mapCount != 1 {
+			t.Fatalf("%s: %d files mapped, want 1", tc.name, r.mapCount)
+		}
+		// Same inode, same size, same used field: keys of the same lengths.
+		now := encodeDB(GenValue, 4096, testEntry{key: counterKey(tc.first, ""), v: 10}, testEntry{key: counterKey("m", ""), v: 20},
+			testEntry{key: counterKey(tc.end, ""), v: 30})
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(now, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		snap, err := r.Read(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, fam := range snap.Families {
+			got[fam.Name] = fam.Series[0].Value
+		}
+		want := map[string]float64{tc.first: 10, "m": 20, tc.end: 30}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: after the rewrite %v, want %v", tc.name, got, want)
+		}
+		r.Close()
 	}
 }

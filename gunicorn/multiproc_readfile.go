@@ -134,9 +134,12 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 	if c != nil && c.lay != nil && c.lay.ino == ino {
 		lay = c.lay
 	}
+	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
+		lay = nil // rewritten in place, not appended to: parsed afresh
+	}
 	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
-		// Mapped, same inode (held by the mapping, so never reused) and same size: the
-		// append-only file has the same entries; read the values only.
+		// Mapped, same inode (held by the mapping, so never reused), same size and the same
+		// first and last keys: the append-only file has the same entries; read the values only.
 		res.cache.lay = lay
 		res.info.Used, res.info.Generation = used, lay.gen
 		res.entries = r.values(data, lay, res)
@@ -161,6 +164,35 @@ func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total 
 	res.entries = r.resolveKeys(data, used, gen, lay, res)
 	res.info.Entries = len(res.entries)
 	return res
+}
+
+// sameEnds reports whether the first and last entries of data still hold the keys of lay: a
+// file the client only appends to always does; one rewritten in place to the same size most
+// likely does not. An entry with a bad key (nil in lay) counts as changed.
+func sameEnds(data []byte, lay *layout) bool {
+	n := len(lay.keys)
+	if n == 0 {
+		return true
+	}
+	stride := 8
+	if lay.gen == GenTimestamp {
+		stride = 16
+	}
+	for _, i := range [2]int{0, n - 1} {
+		pos := headerSize
+		if i > 0 {
+			pos = int(lay.offs[i-1]) + stride
+		}
+		k := lay.keys[i]
+		if k == nil || pos+4 > len(data) {
+			return false
+		}
+		kl := int(binary.LittleEndian.Uint32(data[pos:]))
+		if kl != len(k.raw) || pos+4+kl > len(data) || string(data[pos+4:pos+4+kl]) != k.raw {
+			return false
+		}
+	}
+	return true
 }
 
 // values reads the values of a file whose layout is known.
