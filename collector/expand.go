@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,28 +92,10 @@ func (e *Exporter) expand(ctx context.Context, x Expander, g *globState, deadlin
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	type result struct {
-		srcs []Source
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
+	return guarded(ctx, "expanding "+x.Config().Address, func() ([]Source, error) {
 		defer g.busy.Store(false)
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("panic while expanding: %v", p)}
-			}
-			done <- r
-		}()
-		r.srcs, r.err = x.Expand(ctx)
-	}()
-	select {
-	case r := <-done:
-		return r.srcs, r.err
-	case <-ctx.Done():
-		return nil, fetch.Errorf(fetch.ReasonTimeout, "expanding %s: %w", x.Config().Address, ctx.Err())
-	}
+		return x.Expand(ctx)
+	})
 }
 
 // forgetVanished deletes the error counters and log state of targets a glob no longer

@@ -53,41 +53,46 @@ func sourceTimeout(s Source, timeout time.Duration) time.Duration {
 	return 5 * time.Second
 }
 
-type result struct {
-	emit Emit
-	err  error
-}
-
-// scrapeOne runs one source's Scrape under its deadline. A source that overruns the deadline
-// is abandoned (its late result is dropped); a panic is a failed scrape, not a crash.
-func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
-	start := time.Now()
-	ctx, cancel := c.deadline(s)
-	defer cancel()
+// guarded runs fn in its own goroutine and waits for it until ctx is done. A call that
+// overruns is abandoned (its late result is dropped); a panic is an error, not a crash.
+func guarded[T any](ctx context.Context, what string, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
 	done := make(chan result, 1)
 	go func() {
 		var r result
 		defer func() {
 			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("panic while scraping: %v", p)}
+				r = result{err: fmt.Errorf("panic while %s: %v", what, p)}
 			}
 			done <- r
 		}()
-		r.emit, r.err = s.Scrape(ctx)
+		r.v, r.err = fn()
 	}()
-	var r result
 	select {
-	case r = <-done:
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
-		r.err = fetch.Errorf(fetch.ReasonTimeout, "no answer within the deadline: %w", ctx.Err())
+		var zero T
+		return zero, fetch.Errorf(fetch.ReasonTimeout, "%s: no answer within the deadline: %w", what, ctx.Err())
 	}
-	if r.err == nil && r.emit == nil {
-		r.err = fmt.Errorf("source returned no result")
+}
+
+// scrapeOne runs one source's Scrape under its deadline.
+func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
+	start := time.Now()
+	ctx, cancel := c.deadline(s)
+	defer cancel()
+	emit, err := guarded(ctx, "scraping", func() (Emit, error) { return s.Scrape(ctx) })
+	if err == nil && emit == nil {
+		err = fmt.Errorf("source returned no result")
 	}
-	if r.err == nil {
-		r.err = safeEmit(r.emit, ch)
+	if err == nil {
+		err = safeEmit(emit, ch)
 	}
-	c.report(s, start, r.err, ch)
+	c.report(s, start, err, ch)
 }
 
 // safeEmit runs emit, turning a panic into an error. Metrics sent before a panic stay sent.
