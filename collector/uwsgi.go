@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,9 @@ type UWSGIOptions struct {
 	// CollectCores exports the per-core series (uwsgi_worker_core_*). Off by default: with
 	// gevent a worker has hundreds of cores.
 	CollectCores bool
+	// TLS is the client configuration toward https:// stats servers; nil means the system
+	// roots with verification on.
+	TLS *tls.Config
 }
 
 // NewUWSGI returns the source for one --uwsgi.stats-uri. A unix address with a glob
@@ -34,7 +38,7 @@ func NewUWSGI(cfg Config, opts UWSGIOptions) (Source, error) {
 }
 
 func newUWSGISource(cfg Config, addr uwsgi.Address, opts UWSGIOptions) *uwsgiSource {
-	return &uwsgiSource{cfg: cfg, client: uwsgi.NewClient(addr, opts.MaxResponseSize), opts: opts}
+	return &uwsgiSource{cfg: cfg, client: uwsgi.NewClient(addr, uwsgi.ClientOptions{MaxSize: opts.MaxResponseSize, TLS: opts.TLS}), opts: opts}
 }
 
 // uwsgiSource reads one stats address.

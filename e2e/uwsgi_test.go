@@ -71,7 +71,7 @@ func (in *uwsgiInstance) stats() (*uwsgi.Stats, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return uwsgi.NewClient(a, 0).Stats(ctx)
+	return uwsgi.NewClient(a, uwsgi.ClientOptions{}).Stats(ctx)
 }
 
 // waitReady waits until every worker runs and accepts requests.

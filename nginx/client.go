@@ -3,7 +3,6 @@ package nginx
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 // DefaultMaxBodySize caps a stub_status body. nginx writes fewer than 200 bytes.
@@ -156,7 +156,7 @@ func (c *Client) requestError(ctx context.Context, err error, handshakeFailed bo
 	if ctx.Err() != nil {
 		return fetch.Errorf(fetch.ReasonTimeout, "no answer from %s: %w", c.target, ctx.Err())
 	}
-	if handshakeFailed || isTLSFailure(err) {
+	if handshakeFailed || tlsconfig.IsHandshakeFailure(err) {
 		return fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.target, err)
 	}
 	var oe *net.OpError
@@ -180,29 +180,6 @@ func (c *Client) requestError(ctx context.Context, err error, handshakeFailed bo
 		return fetch.Errorf(fetch.ReasonConnect, "requesting %s: %w", c.target, err)
 	}
 	return fmt.Errorf("requesting %s: %w", c.target, err)
-}
-
-// isTLSFailure recognises certificate errors and TLS alerts from nginx. With TLS 1.3 a server
-// that requires or rejects a client certificate says so with an alert the client reads only
-// after its side of the handshake is done, so the trace does not see it.
-func isTLSFailure(err error) bool {
-	var (
-		verr *tls.CertificateVerificationError
-		herr x509.HostnameError
-		uerr x509.UnknownAuthorityError
-		cerr x509.CertificateInvalidError
-		rerr tls.RecordHeaderError
-		aerr tls.AlertError
-		oe   *net.OpError
-	)
-	switch {
-	case errors.As(err, &verr), errors.As(err, &herr), errors.As(err, &uerr), errors.As(err, &cerr),
-		errors.As(err, &rerr), errors.As(err, &aerr):
-		return true
-	case errors.As(err, &oe):
-		return oe.Op == "remote error" // crypto/tls's wrapping of an alert received
-	}
-	return false
 }
 
 // hostOnly strips a port from a Host header value.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 	"github.com/wsgi-exporter/wsgi_exporter/internal/testcert"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 const idleBody = "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n"
@@ -327,7 +328,7 @@ func TestFetchTLS(t *testing.T) {
 	uri := ts.URL + "/stub_status"
 
 	caFile := writeFile(t, "ca.pem", ca.CertPEM)
-	tlsOpts := func(o TLSOptions) Options {
+	tlsOpts := func(o tlsconfig.Options) Options {
 		cfg, err := o.Config()
 		if err != nil {
 			t.Fatal(err)
@@ -336,23 +337,23 @@ func TestFetchTLS(t *testing.T) {
 	}
 
 	// System roots: the test CA is unknown.
-	_, err = fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{})), 5*time.Second)
+	_, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{})), 5*time.Second)
 	wantReason(t, err, fetch.ReasonConnect, "TLS handshake")
 	_, err = fetchTimeout(realClient(t, uri, Options{}), 5*time.Second)
 	wantReason(t, err, fetch.ReasonConnect, "certificate signed by unknown authority")
 
 	// Our CA: verified.
-	st, err := fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{CAFile: caFile})), 5*time.Second)
+	st, err := fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{CAFile: caFile})), 5*time.Second)
 	if err != nil || st != idleStatus {
 		t.Fatalf("with CA: %+v %v", st, err)
 	}
 	// Insecure switch.
-	st, err = fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{SkipVerify: true})), 5*time.Second)
+	st, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{SkipVerify: true})), 5*time.Second)
 	if err != nil || st != idleStatus {
 		t.Fatalf("insecure: %+v %v", st, err)
 	}
 	// A Host header is also the server name checked against the certificate.
-	o := tlsOpts(TLSOptions{CAFile: caFile})
+	o := tlsOpts(tlsconfig.Options{CAFile: caFile})
 	o.Host = "status.internal:443"
 	if _, err = fetchTimeout(realClient(t, uri, o), 5*time.Second); err != nil {
 		t.Fatalf("host header in the certificate: %v", err)
@@ -369,37 +370,15 @@ func TestFetchTLS(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, idleBody)
 	})
-	_, err = fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{CAFile: caFile})), 5*time.Second)
+	_, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{CAFile: caFile})), 5*time.Second)
 	wantReason(t, err, fetch.ReasonHTTPStatus, "403 Forbidden")
-	st, err = fetchTimeout(realClient(t, uri, tlsOpts(TLSOptions{
+	st, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{
 		CAFile:   caFile,
 		CertFile: writeFile(t, "client.pem", clientCert.CertPEM),
 		KeyFile:  writeFile(t, "client.key", clientCert.KeyPEM),
 	})), 5*time.Second)
 	if err != nil || st != idleStatus {
 		t.Fatalf("client certificate: %+v %v", st, err)
-	}
-}
-
-func TestTLSOptionsErrors(t *testing.T) {
-	for _, tc := range []struct {
-		o    TLSOptions
-		want string
-	}{
-		{TLSOptions{CAFile: "/nonexistent/ca.pem"}, "reading the CA file"},
-		{TLSOptions{CAFile: writeFile(t, "ca.pem", []byte("not pem"))}, "holds no PEM certificate"},
-		{TLSOptions{CertFile: "/x.pem"}, "needs both"},
-		{TLSOptions{KeyFile: "/x.key"}, "needs both"},
-		{TLSOptions{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/c.key"}, "loading the client certificate"},
-	} {
-		_, err := tc.o.Config()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
-		}
-	}
-	cfg, err := TLSOptions{}.Config()
-	if err != nil || cfg.InsecureSkipVerify || cfg.RootCAs != nil {
-		t.Fatalf("default must verify against the system roots: %+v %v", cfg, err)
 	}
 }
 

@@ -2,16 +2,21 @@ package uwsgi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 // DefaultMaxResponseSize caps a stats document. A gevent instance with thousands of cores
@@ -26,19 +31,34 @@ type Client struct {
 	dialer  net.Dialer
 }
 
-// NewClient returns a client for addr reading at most maxSize bytes (DefaultMaxResponseSize
-// when maxSize <= 0). Every read is bounded by its context's deadline as well.
-func NewClient(addr Address, maxSize int64) *Client {
-	if maxSize <= 0 {
-		maxSize = DefaultMaxResponseSize
+// ClientOptions tune a Client.
+type ClientOptions struct {
+	// MaxSize caps the stats document in bytes; <= 0 means DefaultMaxResponseSize.
+	MaxSize int64
+	// TLS is the client configuration toward an https:// stats server; nil means the system
+	// roots with verification on.
+	TLS *tls.Config
+}
+
+// NewClient returns a client for addr. Every read is bounded by opts.MaxSize and by its
+// context's deadline.
+func NewClient(addr Address, opts ClientOptions) *Client {
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = DefaultMaxResponseSize
 	}
-	c := &Client{addr: addr, maxSize: maxSize}
+	c := &Client{addr: addr, maxSize: opts.MaxSize}
 	if addr.Transport == HTTP {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil // a stats endpoint is local; an environment proxy is never wanted
 		t.MaxIdleConns = 1
 		t.MaxIdleConnsPerHost = 1
 		t.IdleConnTimeout = time.Minute
+		t.ForceAttemptHTTP2 = false
+		if opts.TLS != nil {
+			t.TLSClientConfig = opts.TLS.Clone()
+		} else {
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 		c.http = &http.Client{
 			Transport: t,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -140,7 +160,20 @@ func (c *Client) stream(ctx context.Context, network, address string) ([]byte, e
 }
 
 func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr.URL, nil)
+	reqCtx := ctx
+	var handshakeFailed atomic.Bool // atomic: a dial may outlive the request
+	if strings.HasPrefix(c.addr.URL, "https:") {
+		// Whatever ends a TLS handshake (an alert, a certificate, an EOF) arrives as an error
+		// of no common type: the trace tells that it happened in the handshake.
+		reqCtx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+				if err != nil {
+					handshakeFailed.Store(true)
+				}
+			},
+		})
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.addr.URL, nil)
 	if err != nil {
 		return nil, fetch.Errorf(fetch.ReasonOther, "building request: %w", err)
 	}
@@ -149,6 +182,9 @@ func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		if handshakeFailed.Load() || tlsconfig.IsHandshakeFailure(err) {
+			return nil, fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.addr.URL, err)
 		}
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {

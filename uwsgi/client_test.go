@@ -87,7 +87,7 @@ func fetchReason(t testing.TB, addr string, maxSize int64, timeout time.Duration
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return NewClient(a, maxSize).Stats(ctx)
+	return NewClient(a, ClientOptions{MaxSize: maxSize}).Stats(ctx)
 }
 
 func wantReason(t testing.TB, err error, reason string) {
@@ -173,7 +173,7 @@ func TestHTTPTransport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := NewClient(a, maxSize)
+		c := NewClient(a, ClientOptions{MaxSize: maxSize})
 		c.SetHTTPTransport(mt)
 		return c
 	}

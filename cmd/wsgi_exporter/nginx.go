@@ -8,7 +8,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
-	"github.com/wsgi-exporter/wsgi_exporter/nginx"
+	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 // nginxFlags are the flags of the nginx stub_status sources.
@@ -85,7 +85,7 @@ func (f *nginxFlags) build(c common) ([]collector.Source, error) {
 // options reads the TLS and password files once, at start-up.
 func (f *nginxFlags) options() (collector.NginxOptions, error) {
 	var opts collector.NginxOptions
-	tlsCfg, err := nginx.TLSOptions{
+	tlsCfg, err := tlsconfig.Options{
 		CAFile: *f.caFile, CertFile: *f.certFile, KeyFile: *f.keyFile, SkipVerify: !*f.verify,
 	}.Config()
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/promslog"
 )
 
 func buildUWSGI(t *testing.T, args ...string) error {
@@ -13,7 +15,7 @@ func buildUWSGI(t *testing.T, args ...string) error {
 	}
 	for _, k := range s.kinds {
 		if u, ok := k.(*uwsgiFlags); ok {
-			_, err := u.build(common{})
+			_, err := u.build(common{Logger: promslog.NewNopLogger()})
 			return err
 		}
 	}
@@ -29,5 +31,25 @@ func TestUWSGISameAddressTwice(t *testing.T) {
 	}
 	if err := buildUWSGI(t, "--uwsgi.stats-uri=127.0.0.1:1717", "--uwsgi.stats-uri=127.0.0.1:1718"); err != nil {
 		t.Fatalf("two servers: %v", err)
+	}
+}
+
+// The TLS flags are read at start-up: a bad combination or file is a start-up error.
+func TestUWSGITLSFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--uwsgi.ssl-client-cert=/x.pem"}, "needs both"},
+		{[]string{"--uwsgi.ssl-ca-cert=/nonexistent/ca.pem"}, "reading the CA file"},
+	} {
+		args := append([]string{"--uwsgi.stats-uri=https://127.0.0.1:1717/"}, tc.args...)
+		err := buildUWSGI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "uWSGI TLS flags") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if err := buildUWSGI(t, "--uwsgi.stats-uri=https://127.0.0.1:1717/", "--no-uwsgi.ssl-verify"); err != nil {
+		t.Fatalf("insecure switch: %v", err)
 	}
 }

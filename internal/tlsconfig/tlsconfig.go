@@ -1,14 +1,19 @@
-package nginx
+// Package tlsconfig builds the client TLS configuration toward https targets (nginx
+// stub_status, uWSGI --stats-http behind TLS) from the user's flags, and recognises the errors
+// of a failed handshake, which sources report with reason connect.
+package tlsconfig
 
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 )
 
-// TLSOptions are the TLS settings toward https targets.
-type TLSOptions struct {
+// Options are the TLS settings toward https targets, as the flags give them.
+type Options struct {
 	CAFile     string // PEM bundle of CAs to trust instead of the system roots; empty: system roots
 	CertFile   string // client certificate (PEM); needs KeyFile
 	KeyFile    string // client key (PEM); needs CertFile
@@ -17,7 +22,7 @@ type TLSOptions struct {
 
 // Config reads the files once and returns the TLS configuration. Verification is on unless
 // SkipVerify is set.
-func (o TLSOptions) Config() (*tls.Config, error) {
+func (o Options) Config() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.SkipVerify} //nolint:gosec // an explicit user choice
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
@@ -41,4 +46,27 @@ func (o TLSOptions) Config() (*tls.Config, error) {
 		return nil, fmt.Errorf("a client certificate needs both the certificate and the key file")
 	}
 	return cfg, nil
+}
+
+// IsHandshakeFailure recognises certificate errors and TLS alerts. With TLS 1.3 a server that
+// requires or rejects a client certificate says so with an alert the client reads only after
+// its side of the handshake is done, so an httptrace TLSHandshakeDone hook does not see it.
+func IsHandshakeFailure(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		herr x509.HostnameError
+		uerr x509.UnknownAuthorityError
+		cerr x509.CertificateInvalidError
+		rerr tls.RecordHeaderError
+		aerr tls.AlertError
+		oe   *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr), errors.As(err, &herr), errors.As(err, &uerr), errors.As(err, &cerr),
+		errors.As(err, &rerr), errors.As(err, &aerr):
+		return true
+	case errors.As(err, &oe):
+		return oe.Op == "remote error" // crypto/tls's wrapping of an alert received
+	}
+	return false
 }
