@@ -175,7 +175,7 @@ func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pp
 		addPprof(mux)
 	}
 	if metricsPath != "/" && metricsPath != "" {
-		landing, err := web.NewLandingPage(landingConfig(exp, metricsPath))
+		landing, err := web.NewLandingPage(landingConfig(exp, metricsPath, pprof))
 		if err != nil {
 			return nil, err
 		}

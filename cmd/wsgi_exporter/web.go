@@ -4,6 +4,7 @@ import (
 	"html"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/version"
@@ -12,8 +13,10 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
 
-// landingConfig lists the endpoints and the configured sources on the landing page.
-func landingConfig(exp *collector.Exporter, metricsPath string) web.LandingConfig {
+// landingConfig lists the endpoints and the configured sources on the landing page. The
+// profiling links are shown only when pprof is served (exporter-toolkit shows them when
+// Profiling is empty).
+func landingConfig(exp *collector.Exporter, metricsPath string, pprof bool) web.LandingConfig {
 	var b strings.Builder
 	b.WriteString("<h2>Sources</h2>\n")
 	if len(exp.Sources()) == 0 {
@@ -31,6 +34,7 @@ func landingConfig(exp *collector.Exporter, metricsPath string) web.LandingConfi
 		Name:        "WSGI Exporter",
 		Description: "Prometheus exporter for uWSGI, nginx and gunicorn",
 		Version:     version.Info(),
+		Profiling:   strconv.FormatBool(pprof),
 		ExtraHTML:   b.String(),
 		ExtraCSS:    "table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }",
 		Links: []web.LandingLinks{
