@@ -154,7 +154,9 @@ func (r *ProcReader) Read(ctx context.Context, pidfile string) (*Master, error) 
 		return nil, r.procErr(pid, "reading command line", err)
 	}
 	if !isGunicorn(cmd) {
-		return nil, fetch.Errorf(fetch.ReasonNotFound, "stale pidfile %s: pid %d is not gunicorn (%q)", used, pid, truncate(strings.Join(cmd, " "), 80))
+		// Name the process by its short name only: its command line can hold secrets
+		// (passwords, tokens) and this error is logged.
+		return nil, fetch.Errorf(fetch.ReasonNotFound, "stale pidfile %s: pid %d is not gunicorn (comm %q)", used, pid, procComm(p))
 	}
 	bootTime, err := r.bootTime()
 	if err != nil {
@@ -204,6 +206,16 @@ func isGunicorn(cmd []string) bool {
 		}
 	}
 	return false
+}
+
+// procComm returns the process's short name from /proc/<pid>/comm (at most 15 bytes, set by
+// the kernel from the executable's name or by prctl), or "?" when it cannot be read.
+func procComm(p procfs.Proc) string {
+	c, err := p.Comm()
+	if err != nil {
+		return "?"
+	}
+	return truncate(c, 16)
 }
 
 func (r *ProcReader) procErr(pid int, what string, err error) error {

@@ -216,3 +216,40 @@ func FuzzParsePid(f *testing.F) {
 		}
 	})
 }
+
+// TestProcNotGunicornHidesCmdline checks that a stale pidfile naming another program is
+// reported by the program's short name (/proc/<pid>/comm), never by its command line,
+// which can hold secrets and the error is logged.
+func TestProcNotGunicornHidesCmdline(t *testing.T) {
+	sleepPath, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep:", err)
+	}
+	// argv[0] is free text that shows in /proc/<pid>/cmdline but not in comm, which the
+	// kernel sets from the executable's file name.
+	cmd := &exec.Cmd{Path: sleepPath, Args: []string{"mysqld --password=SECRET", "60"}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	waitSleeping(t, pid) // past exec: the new command line is in place
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !bytes.Contains(raw, []byte("SECRET")) {
+		t.Fatalf("cmdline of the child %q (%v) does not hold the secret", raw, err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "gunicorn.pid")
+	writePidfile(t, pidfile, strconv.Itoa(pid)+"\n")
+	r, _ := NewProcReader("")
+	_, err = r.Read(context.Background(), pidfile)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if got := fetch.ReasonOf(err); got != fetch.ReasonNotFound {
+		t.Fatalf("reason %q, want %q (err: %v)", got, fetch.ReasonNotFound, err)
+	}
+	want := "stale pidfile " + pidfile + ": pid " + strconv.Itoa(pid) + ` is not gunicorn (comm "sleep")`
+	if msg := err.Error(); msg != want || bytes.Contains([]byte(msg), []byte("SECRET")) {
+		t.Fatalf("error %q, want %q", msg, want)
+	}
+}
