@@ -164,6 +164,12 @@ func (c *Client) requestError(ctx context.Context, err error, handshakeFailed bo
 		// EACCES: a unix socket the exporter's user may not write to.
 		return fetch.Errorf(fetch.ReasonPermission, "connecting to %s: %w", c.target, err)
 	}
+	if oe != nil && oe.Op == "dial" && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		// Refused, no such socket or host, or a unix socket whose listen backlog is full:
+		// that connect fails at once with EAGAIN, which Go's error calls a timeout although
+		// no deadline passed.
+		return fetch.Errorf(fetch.ReasonConnect, "connecting to %s: %w", c.target, err)
+	}
 	if strings.Contains(err.Error(), "server response headers exceeded") {
 		// The transport's MaxResponseHeaderBytes; its error has no type of its own.
 		return fetch.Errorf(fetch.ReasonTooLarge, "response headers from %s are larger than the %d byte limit: %w", c.target, maxHeaderBytes, err)
