@@ -219,5 +219,10 @@ func (c *Client) readFile() ([]byte, error) {
 		// A FIFO or device could block or never end: only regular files are read.
 		return nil, fetch.Errorf(fetch.ReasonOther, "%s is not a regular file", c.addr.Path)
 	}
+	if fi.Size() > c.maxSize {
+		// Fail before reading: the cap is there so an oversized document costs nothing.
+		return nil, fetch.Errorf(fetch.ReasonTooLarge, "%s holds %d bytes, over the %d byte limit", c.addr.Path, fi.Size(), c.maxSize)
+	}
+	// Still bounded: the file may grow after the Stat.
 	return fetch.ReadAll(f, c.maxSize)
 }

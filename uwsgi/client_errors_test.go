@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,4 +54,31 @@ func TestDialErrorReasons(t *testing.T) {
 	wantReason(t, dialError("unix", "/run/uwsgi.sock", eacces), fetch.ReasonPermission)
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	wantReason(t, dialError("tcp", "127.0.0.1:1", refused), fetch.ReasonConnect)
+}
+
+// A file:// stats document larger than the cap fails with too_large from its size alone,
+// before any of it is read.
+func TestFileTransportTooLargeBySize(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "stats.json")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(DefaultMaxResponseSize + 1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = fetchReason(t, "file://"+p, 0, time.Minute)
+	runtime.ReadMemStats(&after)
+	wantReason(t, err, fetch.ReasonTooLarge)
+	want := p + " holds 33554433 bytes, over the 33554432 byte limit"
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+	// Reading the cap first would allocate at least 32 MiB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Fatalf("%d bytes allocated: the file was read", alloc)
+	}
 }
