@@ -34,6 +34,7 @@ type Multiproc struct {
 	fileErrors map[string]float64 // by reason, since start
 	dropped    map[string]float64 // by reason, since start
 	logged     map[string]string  // file name -> reason already logged
+	conflicts  map[string]bool    // family names already logged as conflicting
 	descs      map[string]*descEntry
 	epoch      uint64
 }
@@ -57,6 +58,7 @@ func NewMultiproc(cfg MultiprocConfig) *Multiproc {
 		fileErrors: map[string]float64{},
 		dropped:    map[string]float64{},
 		logged:     map[string]string{},
+		conflicts:  map[string]bool{},
 		descs:      map[string]*descEntry{},
 	}
 	for _, r := range mpFileReasons {
@@ -78,7 +80,18 @@ func (m *Multiproc) Scrape(ctx context.Context) (Emit, error) {
 		return nil, err
 	}
 	m.noteProblems(snap)
-	return func(ch chan<- prometheus.Metric) { m.emit(snap, ch) }, nil
+	return func(ch chan<- prometheus.Metric) { m.emit(snap, ch, nil) }, nil
+}
+
+// scrapeApp reads the directory like Scrape; its metrics are built after the other sources'
+// (see appSource), so that no application family takes a name already served.
+func (m *Multiproc) scrapeApp(ctx context.Context) (appEmit, error) {
+	snap, err := m.reader.Read(ctx, m.cfg.Config.Address)
+	if err != nil {
+		return nil, err
+	}
+	m.noteProblems(snap)
+	return func(ch chan<- prometheus.Metric, names *nameClaims) { m.emit(snap, ch, names) }, nil
 }
 
 // noteProblems counts the skipped files and entries and logs each file's problem once
@@ -108,9 +121,9 @@ func (m *Multiproc) noteProblems(snap *gunicorn.Snapshot) {
 	}
 }
 
-func (m *Multiproc) emit(snap *gunicorn.Snapshot, ch chan<- prometheus.Metric) {
+func (m *Multiproc) emit(snap *gunicorn.Snapshot, ch chan<- prometheus.Metric, names *nameClaims) {
 	dir := m.cfg.Config.SourceName()
-	drops := m.emitApp(snap, dir, ch)
+	drops := m.emitApp(snap, dir, ch, names)
 
 	m.mu.Lock()
 	for r, n := range drops {
@@ -160,8 +173,9 @@ func (m *Multiproc) emit(snap *gunicorn.Snapshot, ch chan<- prometheus.Metric) {
 	}
 }
 
-// emitApp sends the application's merged series and returns what it had to leave out.
-func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prometheus.Metric) map[string]int {
+// emitApp sends the application's merged series and returns what it had to leave out. A
+// family whose name claims refuses is left out whole (reason name_conflict).
+func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prometheus.Metric, claims *nameClaims) map[string]int {
 	drops := map[string]int{}
 	m.mu.Lock()
 	m.epoch++
@@ -173,8 +187,9 @@ func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prome
 		if f.Type == gunicorn.TypeCounter {
 			name += "_total"
 		}
-		if mpReservedNames[name] {
+		if !claims.claim(name, f.Type, f.Help, m.cfg.DirLabel) {
 			drops[mpReasonNameConflict] += len(f.Series)
+			m.logConflict(name)
 			continue
 		}
 	series:
@@ -219,6 +234,18 @@ func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prome
 	}
 	m.sweepDescs()
 	return drops
+}
+
+// logConflict logs, once per name, an application family left out for its name.
+func (m *Multiproc) logConflict(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conflicts[name] || len(m.conflicts) >= 1024 {
+		return
+	}
+	m.conflicts[name] = true
+	m.logger.Warn("dropping an application metric family: its name is already served by the exporter or an earlier directory",
+		"family", name)
 }
 
 func (m *Multiproc) histogram(desc *prometheus.Desc, s *gunicorn.Series, values []string) (prometheus.Metric, error) {

@@ -21,7 +21,8 @@ type scrapeCollector struct {
 	start   time.Time // when the request began: every deadline counts from here
 	timeout time.Duration
 	src     Source
-	err     error // set: src is an Expander whose expansion failed; report it down
+	err     error    // set: src is an Expander whose expansion failed; report it down
+	late    *lateApp // set: src is an appSource, whose metrics are built after the others'
 }
 
 // Describe sends nothing: the collector is unchecked, as the series of a source depend on
@@ -85,6 +86,17 @@ func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
 	start := time.Now()
 	ctx, cancel := c.deadline(s)
 	defer cancel()
+	if as, ok := s.(appSource); ok && c.late != nil {
+		emit, err := guarded(ctx, "scraping", func() (appEmit, error) { return as.scrapeApp(ctx) })
+		if err == nil && emit == nil {
+			err = fmt.Errorf("source returned no result")
+		}
+		if err == nil {
+			c.late.emit = emit
+		}
+		c.report(s, start, err, ch)
+		return
+	}
 	emit, err := guarded(ctx, "scraping", func() (Emit, error) { return s.Scrape(ctx) })
 	if err == nil && emit == nil {
 		err = fmt.Errorf("source returned no result")
