@@ -22,7 +22,13 @@ type Options struct {
 	// TimeoutOffset is taken off the scrape timeout Prometheus announces, so that the answer
 	// is sent before Prometheus gives up.
 	TimeoutOffset time.Duration
+	// MaxTimeout caps the scrape timeout a request announces, so that a hung source holds a
+	// request (and its slot of the in-flight limit) at most that long. 0 means DefaultMaxTimeout.
+	MaxTimeout time.Duration
 }
+
+// DefaultMaxTimeout is the default cap on the scrape timeout a request may announce.
+const DefaultMaxTimeout = 2 * time.Minute
 
 // Exporter scrapes every configured source at each request and serves the result.
 type Exporter struct {
@@ -45,6 +51,9 @@ type Exporter struct {
 func New(sources []Source, opts Options) (*Exporter, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxTimeout <= 0 {
+		opts.MaxTimeout = DefaultMaxTimeout
 	}
 	seen := map[string]string{}
 	for _, s := range sources {
@@ -100,12 +109,18 @@ func (e *Exporter) initErrors(s Source) {
 func (e *Exporter) Gatherer(ctx context.Context, timeout time.Duration) prometheus.Gatherer {
 	start := time.Now()
 	reg := prometheus.NewRegistry()
+	var late []*lateApp
 	for _, p := range e.plan(ctx, timeout, start) {
 		c := &scrapeCollector{e: e, ctx: ctx, start: start, timeout: timeout, src: p.src, err: p.err}
+		if _, ok := p.src.(appSource); ok && p.err == nil {
+			c.late = &lateApp{src: p.src}
+			late = append(late, c.late)
+		}
 		prometheus.WrapRegistererWith(p.src.Config().Labels, reg).MustRegister(c)
 	}
-	// The scrape registry is gathered first, so errors counted in it are in this answer.
-	return prometheus.Gatherers{reg, e.registry}
+	// The scrape registry is gathered first, so errors counted in it are in this answer. The
+	// application sources' metrics come last (see appSource).
+	return &requestGatherer{first: prometheus.Gatherers{reg, e.registry}, late: late}
 }
 
 // Handler serves /metrics: one scrape of every source per request, isolated from concurrent
@@ -134,18 +149,22 @@ func (e *Exporter) Handler(opts promhttp.HandlerOpts) http.Handler {
 	})
 }
 
-// requestTimeout reads the scrape timeout header; 0 when absent or unusable.
+// requestTimeout reads the scrape timeout header; 0 when absent or unusable. A timeout over
+// Options.MaxTimeout counts as MaxTimeout.
 func (e *Exporter) requestTimeout(r *http.Request) time.Duration {
 	v := r.Header.Get(ScrapeTimeoutHeader)
 	if v == "" {
 		return 0
 	}
 	secs, err := strconv.ParseFloat(v, 64)
-	if err != nil || !(secs > 0 && secs <= 86400) { // also rejects NaN
+	if err != nil || !(secs > 0) { // also rejects NaN
 		e.logger.Debug("ignoring unusable scrape timeout header", "value", v)
 		return 0
 	}
-	announced := time.Duration(secs * float64(time.Second))
+	announced := e.opts.MaxTimeout
+	if secs < announced.Seconds() { // also keeps +Inf and huge values from overflowing
+		announced = time.Duration(secs * float64(time.Second))
+	}
 	t := announced - e.opts.TimeoutOffset
 	if t < announced/2 {
 		t = announced / 2 // a tiny timeout: keep half of it rather than nothing

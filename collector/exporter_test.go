@@ -166,6 +166,12 @@ func TestRequestTimeout(t *testing.T) {
 		{"junk", 0},
 		{"-3", 0},
 		{"NaN", 0},
+		{"0", 0},
+		{"120", 119900 * time.Millisecond},
+		{"121", 119900 * time.Millisecond}, // capped at Options.MaxTimeout
+		{"86400", 119900 * time.Millisecond},
+		{"1e300", 119900 * time.Millisecond},
+		{"+Inf", 119900 * time.Millisecond},
 	} {
 		r := httptest.NewRequest("GET", "/metrics", nil)
 		if c.header != "" {

@@ -59,6 +59,7 @@ type settings struct {
 	maxRequests   *int
 	timeout       *time.Duration
 	timeoutOffset *time.Duration
+	maxTimeout    *time.Duration
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
 	kinds         []kindFlags
@@ -73,6 +74,7 @@ func newApp() (*kingpin.Application, *settings) {
 		maxRequests:   app.Flag("web.max-requests", "Most scrapes of the metrics path served at once; more are answered 503. 0: no limit.").Default("40").Int(),
 		timeout:       app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration(),
 		timeoutOffset: app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration(),
+		maxTimeout:    app.Flag("scrape.max-timeout", "Largest scrape timeout a request may announce in X-Prometheus-Scrape-Timeout-Seconds; a larger one counts as this, so that a hung source holds a request at most this long.").Default("2m").Duration(),
 		toolkitFlags:  webflag.AddFlags(app, defaultAddress),
 		logConfig:     &promslog.Config{},
 	}
@@ -111,7 +113,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	if len(sources) == 0 {
 		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
 	}
-	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset})
+	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout})
 	if err != nil {
 		logger.Error("invalid configuration", "err", err)
 		return 2
