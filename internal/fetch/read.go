@@ -4,24 +4,61 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"time"
 )
 
 // ReadAll reads r to EOF but never more than limit bytes: a longer stream is an error with
 // ReasonTooLarge, after reading at most limit+1 bytes.
+//
+// The buffer never grows past limit+1 bytes, and the growth is planned back from that size:
+// the last step doubles into it, the steps before it quadruple. So a peer that never stops
+// costs at most 1.5 times the cap at once (the last buffer and the one before) and about
+// 1.7 times it in all allocations, where io.ReadAll's growth by steps of 1.25 cost about 2.3
+// times the cap in all and up to twice it at once.
 func ReadAll(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		if ReasonOf(err) == ReasonTimeout {
-			return nil, Wrap(ReasonTimeout, err)
+	limit = min(max(limit, 0), math.MaxInt-1)
+	top := limit + 1 // reading this many bytes proves the stream is too large
+	buf := make([]byte, 0, nextSize(firstSize-1, top))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= top {
+				break
+			}
+			nb := make([]byte, len(buf), nextSize(int64(cap(buf)), top))
+			copy(nb, buf)
+			buf = nb
 		}
-		return nil, Wrap(ReasonRead, err)
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ReasonOf(err) == ReasonTimeout {
+				return nil, Wrap(ReasonTimeout, err)
+			}
+			return nil, Wrap(ReasonRead, err)
+		}
 	}
-	if int64(len(b)) > limit {
+	if int64(len(buf)) > limit {
 		return nil, Errorf(ReasonTooLarge, "response larger than the %d byte limit", limit)
 	}
-	return b, nil
+	return buf, nil
+}
+
+// firstSize is the smallest first buffer ReadAll allocates, unless the cap is smaller.
+const firstSize = 512
+
+// nextSize returns the buffer size that follows size c (c >= 1) on the way to top: the
+// smallest of top, ceil(top/2), then a quarter of the one before each, that is over c.
+func nextSize(c, top int64) int {
+	n, next := top, top-top/2
+	for next > c {
+		n, next = next, (next+3)/4
+	}
+	return int(n)
 }
 
 // ReadConn reads a stream connection to EOF under ctx's deadline and the size limit, then
