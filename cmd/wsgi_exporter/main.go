@@ -3,8 +3,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -161,7 +163,7 @@ func run(args []string, stdout, stderr *os.File) int {
 func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pprof bool, maxRequests int) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	handler := exp.Handler(promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorLog:            promhttpLogger{logger},
 		ErrorHandling:       promhttp.ContinueOnError,
 		EnableOpenMetrics:   true,
 		MaxRequestsInFlight: maxRequests,
@@ -203,4 +205,30 @@ func addEnvars(app *kingpin.Application) {
 		}
 		app.GetFlag(f.Name).Envar(envarName(f.Name))
 	}
+}
+
+// promhttpLogger logs promhttp's errors. A scraper that goes away mid-response makes the
+// write of every remaining metric family fail: that is the client's doing, logged at debug
+// level rather than as one ERROR line per family. Everything else, a failed gathering above
+// all, stays an error.
+type promhttpLogger struct{ logger *slog.Logger }
+
+// Println implements promhttp.Logger.
+func (l promhttpLogger) Println(v ...any) {
+	level := slog.LevelError
+	if len(v) == 2 && v[0] == "error encoding and sending metric family:" {
+		if err, ok := v[1].(error); ok && isClientGone(err) {
+			level = slog.LevelDebug
+		}
+	}
+	l.logger.Log(context.Background(), level, strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}
+
+// isClientGone tells a failed write to the scraper's connection (it hung up, reset it, or
+// the write deadline passed) from a failure to encode.
+func isClientGone(err error) bool {
+	var oe *net.OpError
+	return (errors.As(err, &oe) && oe.Op == "write") ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, http.ErrHandlerTimeout)
 }
