@@ -44,6 +44,8 @@ type Exporter struct {
 
 	mu   sync.Mutex
 	down map[string]bool // by kind+source: was the last scrape a failure (for log levels)
+
+	limits sourceLimits // reads of one source running at once
 }
 
 // New checks the sources and returns an Exporter for them. Two sources of one kind with the

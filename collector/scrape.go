@@ -97,7 +97,7 @@ func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
 		c.report(s, start, err, ch)
 		return
 	}
-	emit, err := guarded(ctx, "scraping", func() (Emit, error) { return s.Scrape(ctx) })
+	emit, err := c.limitedScrape(ctx, s)
 	if err == nil && emit == nil {
 		err = fmt.Errorf("source returned no result")
 	}
@@ -105,6 +105,20 @@ func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
 		err = safeEmit(emit, ch)
 	}
 	c.report(s, start, err, ch)
+}
+
+// limitedScrape runs s.Scrape under ctx once one of the source's read slots is free. A scrape
+// abandoned at its deadline keeps its slot until it really returns, so a hung target cannot
+// gather more than maxReadsPerSource reads.
+func (c *scrapeCollector) limitedScrape(ctx context.Context, s Source) (Emit, error) {
+	release, err := c.e.limits.acquire(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return guarded(ctx, "scraping", func() (Emit, error) {
+		defer release()
+		return s.Scrape(ctx)
+	})
 }
 
 // safeEmit runs emit, turning a panic into an error. Metrics sent before a panic stay sent.
