@@ -95,10 +95,7 @@ func answerStub(conn net.Conn) {
 func tlsServer(t *testing.T, ca *testcert.Cert, cfg *tls.Config) string {
 	t.Helper()
 	leaf := testcert.New(t, "nginx", ca)
-	pair, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := leaf.Pair(t)
 	cfg.Certificates = []tls.Certificate{pair}
 	ts := httptest.NewUnstartedServer(stubHandler(idleBody))
 	ts.TLS = cfg
@@ -181,10 +178,7 @@ func TestFetchFailureReasons(t *testing.T) {
 	strangerCA := testcert.New(t, "stranger CA", nil)
 	clientCert := func(ca *testcert.Cert) tls.Certificate {
 		c := testcert.New(t, "prometheus", ca)
-		pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
+		pair := c.Pair(t)
 		return pair
 	}
 	trustCA := func(cfg *tls.Config) Options {

@@ -299,15 +299,6 @@ func TestFetchNoHeadersHitsDeadline(t *testing.T) {
 	wantReason(t, err, fetch.ReasonTimeout, "no answer from http://")
 }
 
-func writeFile(t *testing.T, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestFetchTLS(t *testing.T) {
 	ca := testcert.New(t, "test CA", nil)
 	srvCert := testcert.New(t, "nginx", ca)
@@ -315,10 +306,7 @@ func TestFetchTLS(t *testing.T) {
 	clientCert := testcert.New(t, "prometheus", clientCA)
 
 	ts := httptest.NewUnstartedServer(stubHandler(idleBody))
-	pair, err := tls.X509KeyPair(srvCert.CertPEM, srvCert.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := srvCert.Pair(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(clientCA.Cert)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}
@@ -327,7 +315,7 @@ func TestFetchTLS(t *testing.T) {
 	defer ts.Close()
 	uri := ts.URL + "/stub_status"
 
-	caFile := writeFile(t, "ca.pem", ca.CertPEM)
+	caFile := testcert.WriteFile(t, "ca.pem", ca.CertPEM)
 	tlsOpts := func(o tlsconfig.Options) Options {
 		cfg, err := o.Config()
 		if err != nil {
@@ -337,7 +325,7 @@ func TestFetchTLS(t *testing.T) {
 	}
 
 	// System roots: the test CA is unknown.
-	_, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{})), 5*time.Second)
+	_, err := fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{})), 5*time.Second)
 	wantReason(t, err, fetch.ReasonConnect, "TLS handshake")
 	_, err = fetchTimeout(realClient(t, uri, Options{}), 5*time.Second)
 	wantReason(t, err, fetch.ReasonConnect, "certificate signed by unknown authority")
@@ -374,8 +362,8 @@ func TestFetchTLS(t *testing.T) {
 	wantReason(t, err, fetch.ReasonHTTPStatus, "403 Forbidden")
 	st, err = fetchTimeout(realClient(t, uri, tlsOpts(tlsconfig.Options{
 		CAFile:   caFile,
-		CertFile: writeFile(t, "client.pem", clientCert.CertPEM),
-		KeyFile:  writeFile(t, "client.key", clientCert.KeyPEM),
+		CertFile: testcert.WriteFile(t, "client.pem", clientCert.CertPEM),
+		KeyFile:  testcert.WriteFile(t, "client.key", clientCert.KeyPEM),
 	})), 5*time.Second)
 	if err != nil || st != idleStatus {
 		t.Fatalf("client certificate: %+v %v", st, err)

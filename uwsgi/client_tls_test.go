@@ -7,8 +7,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +24,7 @@ func TestHTTPSTransport(t *testing.T) {
 	ca := testcert.New(t, "test CA", nil)
 	server := testcert.New(t, "server", ca)
 	clientCert := testcert.New(t, "prometheus", ca)
-	pair, err := tls.X509KeyPair(server.CertPEM, server.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := server.Pair(t)
 	requireClientCert := false
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if requireClientCert && (len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != "prometheus") {
@@ -46,12 +41,8 @@ func TestHTTPSTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := clientCert.Write(t, dir, "client")
+	caFile := testcert.WriteFile(t, "ca.pem", ca.CertPEM)
+	certFile, keyFile := clientCert.Write(t, t.TempDir(), "client")
 
 	read := func(o *tlsconfig.Options) (*Stats, error) {
 		t.Helper()

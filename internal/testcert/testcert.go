@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -86,5 +87,25 @@ func (c *Cert) Write(t testing.TB, dir, name string) (certFile, keyFile string) 
 func (c *Cert) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(c.Cert)
+	return p
+}
+
+// Pair is the certificate and key as crypto/tls uses them.
+func (c *Cert) Pair(t testing.TB) tls.Certificate {
+	t.Helper()
+	pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+// WriteFile writes b to a new file called name in a temporary directory and returns its path.
+func WriteFile(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }

@@ -7,22 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/testcert"
 )
-
-func writeFile(t *testing.T, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -30,7 +19,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{Options{CAFile: "/nonexistent/ca.pem"}, "reading the CA file"},
-		{Options{CAFile: writeFile(t, "ca.pem", []byte("not pem"))}, "holds no PEM certificate"},
+		{Options{CAFile: testcert.WriteFile(t, "ca.pem", []byte("not pem"))}, "holds no PEM certificate"},
 		{Options{CertFile: "/x.pem"}, "needs both"},
 		{Options{KeyFile: "/x.key"}, "needs both"},
 		{Options{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/c.key"}, "loading the client certificate"},
@@ -50,7 +39,7 @@ func TestConfig(t *testing.T) {
 	ca := testcert.New(t, "ca", nil)
 	leaf := testcert.New(t, "prometheus", ca)
 	certFile, keyFile := leaf.Write(t, t.TempDir(), "client")
-	cfg, err = Options{CAFile: writeFile(t, "ca.pem", ca.CertPEM), CertFile: certFile, KeyFile: keyFile, SkipVerify: true}.Config()
+	cfg, err = Options{CAFile: testcert.WriteFile(t, "ca.pem", ca.CertPEM), CertFile: certFile, KeyFile: keyFile, SkipVerify: true}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +56,8 @@ func TestConfig(t *testing.T) {
 func TestIsHandshakeFailure(t *testing.T) {
 	ca := testcert.New(t, "ca", nil)
 	server := testcert.New(t, "server", ca)
-	pair, err := tls.X509KeyPair(server.CertPEM, server.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{pair},
+		Certificates: []tls.Certificate{server.Pair(t)},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    ca.Pool(),
 	})
