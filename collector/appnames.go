@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // An application's metric families (a multiprocess directory's) are named by the application,
@@ -27,12 +30,14 @@ type appSource interface {
 
 type appEmit func(ch chan<- prometheus.Metric, names *nameClaims)
 
-// nameClaims are the metric names taken so far in one request: the exporter's own (with the
-// _sum, _count and _bucket series of its summaries and histograms) and the application
-// families of the directories built before.
+// nameClaims are the metric names taken so far in one request: every name the exporter has
+// served since it started (see Exporter.servedNames), and the application families of the
+// directories built before. A family takes more than its own name: a histogram its _bucket,
+// _sum and _count series, a summary its _sum and _count, and a counter x_total also the
+// OpenMetrics family name x.
 type nameClaims struct {
-	own  map[string]bool
-	apps map[string]appClaim
+	taken map[string]bool     // every name a family served so far occupies
+	apps  map[string]appClaim // application families by name
 }
 
 type appClaim struct {
@@ -40,22 +45,46 @@ type appClaim struct {
 	labelled  bool // the series carry the multiproc_dir label, so directories stay apart
 }
 
-func newNameClaims(own []*dto.MetricFamily) *nameClaims {
-	c := &nameClaims{own: make(map[string]bool, len(own)*2), apps: map[string]appClaim{}}
-	for _, mf := range own {
-		n := mf.GetName()
-		c.own[n] = true
-		switch mf.GetType() {
-		case dto.MetricType_SUMMARY:
-			c.own[n+"_sum"], c.own[n+"_count"] = true, true
-		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			c.own[n+"_sum"], c.own[n+"_count"], c.own[n+"_bucket"] = true, true, true
-		}
+func newNameClaims(served map[string]bool) *nameClaims {
+	c := &nameClaims{taken: make(map[string]bool, len(served)+64), apps: map[string]appClaim{}}
+	for n := range served {
+		c.taken[n] = true
 	}
 	return c
 }
 
-// claim says whether an application family may be served, and takes its name if so. A nil
+// occupied lists the names a family of type typ ("counter", "gauge", "summary",
+// "histogram", "untyped") exposed as name occupies.
+func occupied(name, typ string) []string {
+	switch typ {
+	case "histogram":
+		return []string{name, name + "_bucket", name + "_sum", name + "_count"}
+	case "summary":
+		return []string{name, name + "_sum", name + "_count"}
+	case "counter":
+		if base, ok := strings.CutSuffix(name, "_total"); ok {
+			return []string{name, base}
+		}
+	}
+	return []string{name}
+}
+
+// dtoType names a gathered family's type as occupied wants it.
+func dtoType(t dto.MetricType) string {
+	switch t {
+	case dto.MetricType_COUNTER:
+		return "counter"
+	case dto.MetricType_GAUGE:
+		return "gauge"
+	case dto.MetricType_SUMMARY:
+		return "summary"
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return "histogram"
+	}
+	return "untyped"
+}
+
+// claim says whether an application family may be served, and takes its names if so. A nil
 // receiver knows only the exporter's fixed names.
 func (c *nameClaims) claim(name, typ, help string, labelled bool) bool {
 	if mpReservedNames[name] {
@@ -64,19 +93,19 @@ func (c *nameClaims) claim(name, typ, help string, labelled bool) bool {
 	if c == nil {
 		return true
 	}
-	names := []string{name}
-	if typ == "summary" || typ == "histogram" {
-		names = append(names, name+"_sum", name+"_count", name+"_bucket")
-	}
-	for _, n := range names {
-		if c.own[n] {
-			return false
-		}
-	}
 	if prev, ok := c.apps[name]; ok {
 		// Two directories may serve one family only when both label their series with their
 		// directory and agree on what the family is.
 		return prev.labelled && labelled && prev.typ == typ && prev.help == help
+	}
+	names := occupied(name, typ)
+	for _, n := range names {
+		if c.taken[n] {
+			return false
+		}
+	}
+	for _, n := range names {
+		c.taken[n] = true
 	}
 	c.apps[name] = appClaim{typ: typ, help: help, labelled: labelled}
 	return true
@@ -92,6 +121,7 @@ type lateApp struct {
 // requestGatherer gathers one request: every source's metrics and the exporter's own, then
 // the application sources' in configuration order.
 type requestGatherer struct {
+	e     *Exporter
 	first prometheus.Gatherer
 	late  []*lateApp
 }
@@ -103,7 +133,7 @@ func (g *requestGatherer) Gather() ([]*dto.MetricFamily, error) {
 	}
 	var errs prometheus.MultiError
 	errs.Append(err)
-	claims := newNameClaims(mfs)
+	claims := newNameClaims(g.e.servedNames(mfs))
 	byName := make(map[string]*dto.MetricFamily, len(mfs))
 	for _, mf := range mfs {
 		byName[mf.GetName()] = mf
@@ -121,6 +151,9 @@ func (g *requestGatherer) Gather() ([]*dto.MetricFamily, error) {
 		amfs, err := reg.Gather()
 		errs.Append(err)
 		if emitErr != nil {
+			// The source's up was reported before its metrics were built; the failure is
+			// counted (in the next answer) and logged.
+			g.e.errors.WithLabelValues(l.src.Kind().Name, l.src.Config().SourceName(), fetch.ReasonOther).Inc()
 			errs.Append(fmt.Errorf("%s %s: %w", l.src.Kind().Name, l.src.Config().SourceName(), emitErr))
 		}
 		for _, mf := range amfs {
@@ -141,6 +174,27 @@ func (g *requestGatherer) Gather() ([]*dto.MetricFamily, error) {
 	}
 	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
 	return mfs, errs.MaybeUnwrap()
+}
+
+// servedNames adds the names the gathered families occupy to the names the exporter has
+// served since it started, and returns a copy of them. A name stays reserved once served, so
+// that an application family does not come and go with a source that is down at times.
+func (e *Exporter) servedNames(mfs []*dto.MetricFamily) map[string]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.served == nil {
+		e.served = map[string]bool{}
+	}
+	for _, mf := range mfs {
+		for _, n := range occupied(mf.GetName(), dtoType(mf.GetType())) {
+			e.served[n] = true
+		}
+	}
+	out := make(map[string]bool, len(e.served))
+	for n := range e.served {
+		out[n] = true
+	}
+	return out
 }
 
 // collectFunc is an unchecked collector made of its Collect.

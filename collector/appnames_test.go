@@ -1,11 +1,18 @@
 package collector
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // findFamily returns the family called name, or nil.
@@ -133,3 +140,93 @@ func TestApplicationNamesFirstDirectoryWins(t *testing.T) {
 type staticGatherer []*dto.MetricFamily
 
 func (s staticGatherer) Gather() ([]*dto.MetricFamily, error) { return s, nil }
+
+// A family takes the names of its series and its OpenMetrics family name: a histogram's
+// _bucket, a counter's name without _total. An application family that would share one with
+// the exporter's or an earlier directory's is dropped.
+func TestApplicationNamesOccupiedNames(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	mpWriteDB(t, a, "histogram_1.db",
+		mpEntry{`["lat", "lat_bucket", {"le": "1.0"}, "Latency."]`, 2},
+		mpEntry{`["lat", "lat_bucket", {"le": "+Inf"}, "Latency."]`, 3},
+		mpEntry{`["lat", "lat_sum", {}, "Latency."]`, 1.5})
+	mpWriteDB(t, b, "gauge_livesum_1.db",
+		mpEntry{`["lat_bucket", "lat_bucket", {}, "Not a histogram."]`, 9},
+		mpEntry{`["wsgi_exporter_scrape_errors", "wsgi_exporter_scrape_errors", {}, "Clashes with the counter's family name."]`, 9},
+		mpEntry{`["kept", "kept", {}, "Fine."]`, 4})
+	mpWriteDB(t, b, "counter_1.db",
+		mpEntry{`["fake_value", "fake_value_total", {}, "Its family name is the exporter's gauge."]`, 9})
+	mk := func(dir string) Source {
+		return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, DirLabel: true})
+	}
+	e := mpExporter(t, &fakeSource{cfg: Config{Address: "x"}, value: 7}, mk(a), mk(b))
+	for i := 1; i <= 5; i++ {
+		mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
+		if err != nil {
+			t.Fatalf("scrape %d: %v", i, err)
+		}
+		for _, n := range []string{"lat_bucket", "wsgi_exporter_scrape_errors", "fake_value_total"} {
+			if f := findFamily(mfs, n); f != nil {
+				t.Fatalf("scrape %d: %s served: %v", i, n, f)
+			}
+		}
+		if f := findFamily(mfs, "lat"); f.GetType() != dto.MetricType_HISTOGRAM || f.GetMetric()[0].GetHistogram().GetSampleCount() != 5 { // per-bucket counts 2 + 3
+			t.Fatalf("scrape %d: lat: %v", i, f)
+		}
+		if got := gather(t, staticGatherer(mfs), "kept", "fake_value"); got != "fake_value{source=x} 7\nkept{multiproc_dir="+b+"} 4\n" {
+			t.Fatalf("scrape %d:\n%s", i, got)
+		}
+		if n := droppedFor(t, mfs, b, mpReasonNameConflict); n != float64(3*i) {
+			t.Fatalf("scrape %d: name_conflict %v, want %d", i, n, 3*i)
+		}
+	}
+}
+
+// A name the exporter has served stays reserved when the source that serves it goes down, so
+// the application's family does not take its place on and off.
+func TestApplicationNamesStayReserved(t *testing.T) {
+	dir := t.TempDir()
+	mpWriteDB(t, dir, "gauge_livesum_1.db", mpEntry{`["fake_value", "fake_value", {}, "The application's."]`, 99})
+	down := false
+	src := &fakeSource{cfg: Config{Address: "x"}, value: 7, fn: func(context.Context) error {
+		if down {
+			return errors.New("down")
+		}
+		return nil
+	}}
+	e := mpExporter(t, src, NewMultiproc(MultiprocConfig{Config: Config{Address: dir}}))
+	for i, want := range []string{"fake_value{source=x} 7\n", "", "", "fake_value{source=x} 7\n"} {
+		down = i == 1 || i == 2
+		mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
+		if err != nil {
+			t.Fatalf("scrape %d: %v", i, err)
+		}
+		if got := gather(t, staticGatherer(mfs), "fake_value"); got != want {
+			t.Fatalf("scrape %d (source down: %v):\n%s\nwant:\n%s", i, down, got, want)
+		}
+	}
+}
+
+// panicApp is an application source whose metrics cannot be built.
+type panicApp struct{ fakeSource }
+
+func (p *panicApp) scrapeApp(context.Context) (appEmit, error) {
+	return func(chan<- prometheus.Metric, *nameClaims) { panic("broken") }, nil
+}
+
+// A failure while building an application source's metrics is an error of the answer, counted
+// with reason other, and the other sources are served.
+func TestApplicationEmitPanic(t *testing.T) {
+	p := &panicApp{fakeSource{cfg: Config{Address: "p"}}}
+	e := mpExporter(t, p, &fakeSource{cfg: Config{Address: "x"}, value: 7})
+	mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
+	if err == nil || !strings.Contains(err.Error(), "panic while building metrics: broken") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := gather(t, staticGatherer(mfs), "fake_value"); got != "fake_value{source=x} 7\n" {
+		t.Fatalf("other source:\n%s", got)
+	}
+	if got := testutil.ToFloat64(e.errors.WithLabelValues("fake", "p", fetch.ReasonOther)); got != 1 {
+		t.Fatalf("errors{reason=other} = %v", got)
+	}
+}

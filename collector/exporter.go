@@ -42,8 +42,9 @@ type Exporter struct {
 
 	globs []*globState // per source; nil unless it is an Expander
 
-	mu   sync.Mutex
-	down map[string]bool // by kind+source: was the last scrape a failure (for log levels)
+	mu     sync.Mutex
+	down   map[string]bool // by kind+source: was the last scrape a failure (for log levels)
+	served map[string]bool // names the exporter's own families have occupied (see servedNames)
 
 	limits sourceLimits // reads of one source running at once
 }
@@ -122,7 +123,7 @@ func (e *Exporter) Gatherer(ctx context.Context, timeout time.Duration) promethe
 	}
 	// The scrape registry is gathered first, so errors counted in it are in this answer. The
 	// application sources' metrics come last (see appSource).
-	return &requestGatherer{first: prometheus.Gatherers{reg, e.registry}, late: late}
+	return &requestGatherer{e: e, first: prometheus.Gatherers{reg, e.registry}, late: late}
 }
 
 // Handler serves /metrics: one scrape of every source per request, isolated from concurrent

@@ -98,6 +98,10 @@ func run(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 2
 	}
+	if *s.maxTimeout <= 0 {
+		fmt.Fprintf(stderr, "%s: --scrape.max-timeout must be positive, got %v\n", exporterName, *s.maxTimeout)
+		return 2
+	}
 	s.logConfig.Writer = stderr
 	logger := promslog.New(s.logConfig)
 	logger.Info("starting "+exporterName, "version", version.Info())

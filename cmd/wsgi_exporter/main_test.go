@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,26 @@ func TestHelpNamesEnvars(t *testing.T) {
 	app.Usage(nil)
 	if !strings.Contains(b.String(), "($WSGI_EXPORTER_WEB_LISTEN_ADDRESS)") {
 		t.Fatalf("--help does not name the environment variables:\n%s", b.String())
+	}
+}
+
+// A cap of zero or less on the announced scrape timeout is a start-up error (exit 2).
+func TestMaxTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-1s"} {
+		stdout, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stderr, err := os.CreateTemp(t.TempDir(), "err")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := run([]string{"--scrape.max-timeout=" + v}, stdout, stderr); code != 2 {
+			t.Fatalf("%s: exit %d, want 2", v, code)
+		}
+		b, _ := os.ReadFile(stderr.Name())
+		if !strings.Contains(string(b), "--scrape.max-timeout must be positive") {
+			t.Fatalf("%s: stderr %q", v, b)
+		}
 	}
 }
