@@ -45,12 +45,9 @@ type appClaim struct {
 	labelled  bool // the series carry the multiproc_dir label, so directories stay apart
 }
 
+// newNameClaims starts from served, which it takes over.
 func newNameClaims(served map[string]bool) *nameClaims {
-	c := &nameClaims{taken: make(map[string]bool, len(served)+64), apps: map[string]appClaim{}}
-	for n := range served {
-		c.taken[n] = true
-	}
-	return c
+	return &nameClaims{taken: served, apps: map[string]appClaim{}}
 }
 
 // occupied lists the names a family of type typ ("counter", "gauge", "summary",
