@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -104,19 +102,7 @@ func (c *Client) Fetch(ctx context.Context) (StubStatus, error) {
 }
 
 func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
-	reqCtx := ctx
-	var handshakeFailed atomic.Bool // atomic: a dial may outlive the request
-	if c.target.URL.Scheme == "https" {
-		// Whatever ends the TLS handshake (an alert, a certificate, an EOF, a reset) arrives
-		// as an error of no common type: the trace tells that it happened in the handshake.
-		reqCtx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-				if err != nil {
-					handshakeFailed.Store(true)
-				}
-			},
-		})
-	}
+	reqCtx, handshakeFailed := tlsconfig.TraceHandshake(ctx, c.target.URL.Scheme == "https")
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.target.URL.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building the request: %w", err)
@@ -130,7 +116,7 @@ func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
 	req.Header.Set("User-Agent", "wsgi_exporter")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.requestError(ctx, err, handshakeFailed.Load())
+		return nil, c.requestError(ctx, err, handshakeFailed())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

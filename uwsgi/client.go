@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -160,19 +158,7 @@ func (c *Client) stream(ctx context.Context, network, address string) ([]byte, e
 }
 
 func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
-	reqCtx := ctx
-	var handshakeFailed atomic.Bool // atomic: a dial may outlive the request
-	if strings.HasPrefix(c.addr.URL, "https:") {
-		// Whatever ends a TLS handshake (an alert, a certificate, an EOF) arrives as an error
-		// of no common type: the trace tells that it happened in the handshake.
-		reqCtx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-				if err != nil {
-					handshakeFailed.Store(true)
-				}
-			},
-		})
-	}
+	reqCtx, handshakeFailed := tlsconfig.TraceHandshake(ctx, strings.HasPrefix(c.addr.URL, "https:"))
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.addr.URL, nil)
 	if err != nil {
 		return nil, fetch.Errorf(fetch.ReasonOther, "building request: %w", err)
@@ -183,7 +169,7 @@ func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		if handshakeFailed.Load() || tlsconfig.IsHandshakeFailure(err) {
+		if handshakeFailed() || tlsconfig.IsHandshakeFailure(err) {
 			return nil, fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.addr.URL, err)
 		}
 		var oe *net.OpError
