@@ -3,21 +3,18 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
-	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 // nginxFlags are the flags of the nginx stub_status sources.
 type nginxFlags struct {
 	scrapeURIs   *[]string
-	caFile       *string
-	certFile     *string
-	keyFile      *string
-	verify       *bool
+	tls          *tlsFlags
 	authUser     *string
 	passwordFile *string
 	hostHeader   *string
@@ -29,18 +26,7 @@ func init() {
 			scrapeURIs: app.Flag("nginx.scrape-uri",
 				"nginx stub_status page to scrape (repeatable): http://host:port/path, https://…, unix:/socket.sock:/path (nginx-prometheus-exporter's form) or unix:///socket/path?path=/request/path (any socket path, ':' included).").
 				PlaceHolder("URI").Strings(),
-			caFile: app.Flag("nginx.ssl-ca-cert",
-				"PEM file of the CAs that sign nginx's certificate (https targets); default: the system roots.").
-				PlaceHolder("FILE").String(),
-			certFile: app.Flag("nginx.ssl-client-cert",
-				"PEM client certificate presented to nginx (needs --nginx.ssl-client-key).").
-				PlaceHolder("FILE").String(),
-			keyFile: app.Flag("nginx.ssl-client-key",
-				"PEM key of --nginx.ssl-client-cert.").
-				PlaceHolder("FILE").String(),
-			verify: app.Flag("nginx.ssl-verify",
-				"Verify nginx's certificate. --no-nginx.ssl-verify accepts any certificate (insecure).").
-				Default("true").Bool(),
+			tls: addTLSFlags(app, "nginx", "nginx over https"),
 			authUser: app.Flag("nginx.basic-auth-user",
 				"User for HTTP basic auth toward nginx (needs --nginx.basic-auth-password-file).").
 				PlaceHolder("USER").String(),
@@ -58,7 +44,7 @@ func (f *nginxFlags) build(c common) ([]collector.Source, error) {
 	if len(*f.scrapeURIs) == 0 {
 		return nil, nil
 	}
-	opts, err := f.options()
+	opts, err := f.options(c.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -76,20 +62,15 @@ func (f *nginxFlags) build(c common) ([]collector.Source, error) {
 		seen[target] = uri
 		out = append(out, s)
 	}
-	if !*f.verify {
-		c.Logger.Warn("--no-nginx.ssl-verify: nginx's TLS certificate is not verified")
-	}
 	return out, nil
 }
 
 // options reads the TLS and password files once, at start-up.
-func (f *nginxFlags) options() (collector.NginxOptions, error) {
+func (f *nginxFlags) options(logger *slog.Logger) (collector.NginxOptions, error) {
 	var opts collector.NginxOptions
-	tlsCfg, err := tlsconfig.Options{
-		CAFile: *f.caFile, CertFile: *f.certFile, KeyFile: *f.keyFile, SkipVerify: !*f.verify,
-	}.Config()
+	tlsCfg, err := f.tls.config(logger)
 	if err != nil {
-		return opts, fmt.Errorf("nginx TLS flags: %w", err)
+		return opts, err
 	}
 	opts.TLS = tlsCfg
 	opts.Host = *f.hostHeader

@@ -6,7 +6,6 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
-	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
@@ -15,10 +14,7 @@ type uwsgiFlags struct {
 	statsURIs    *[]string
 	maxSize      func() int64 // kingpin's Bytes, read after parsing
 	collectCores *bool
-	caFile       *string
-	certFile     *string
-	keyFile      *string
-	verify       *bool
+	tls          *tlsFlags
 }
 
 func init() {
@@ -34,18 +30,7 @@ func init() {
 			collectCores: app.Flag("uwsgi.collect-cores",
 				"Export per-core series (uwsgi_worker_core_*): one set per thread or async core of every worker, which reaches tens of MB with gevent.").
 				Default("false").Bool(),
-			caFile: app.Flag("uwsgi.ssl-ca-cert",
-				"PEM file of the CAs that sign the certificate of https:// stats servers; default: the system roots.").
-				PlaceHolder("FILE").String(),
-			certFile: app.Flag("uwsgi.ssl-client-cert",
-				"PEM client certificate presented to https:// stats servers (needs --uwsgi.ssl-client-key).").
-				PlaceHolder("FILE").String(),
-			keyFile: app.Flag("uwsgi.ssl-client-key",
-				"PEM key of --uwsgi.ssl-client-cert.").
-				PlaceHolder("FILE").String(),
-			verify: app.Flag("uwsgi.ssl-verify",
-				"Verify the certificate of https:// stats servers. --no-uwsgi.ssl-verify accepts any certificate (insecure).").
-				Default("true").Bool(),
+			tls: addTLSFlags(app, "uwsgi", "https:// stats servers"),
 		}
 	})
 }
@@ -58,11 +43,9 @@ func (f *uwsgiFlags) build(c common) ([]collector.Source, error) {
 	if len(*f.statsURIs) == 0 {
 		return nil, nil
 	}
-	tlsCfg, err := tlsconfig.Options{
-		CAFile: *f.caFile, CertFile: *f.certFile, KeyFile: *f.keyFile, SkipVerify: !*f.verify,
-	}.Config()
+	tlsCfg, err := f.tls.config(c.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("uWSGI TLS flags: %w", err)
+		return nil, err
 	}
 	opts := collector.UWSGIOptions{MaxResponseSize: maxSize, CollectCores: *f.collectCores, TLS: tlsCfg}
 	var out []collector.Source
@@ -81,9 +64,6 @@ func (f *uwsgiFlags) build(c common) ([]collector.Source, error) {
 			return nil, fmt.Errorf("--uwsgi.stats-uri: %w", err)
 		}
 		out = append(out, s)
-	}
-	if !*f.verify {
-		c.Logger.Warn("--no-uwsgi.ssl-verify: the TLS certificate of https stats servers is not verified")
 	}
 	return out, nil
 }

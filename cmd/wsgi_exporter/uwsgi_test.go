@@ -45,7 +45,7 @@ func TestUWSGITLSFlags(t *testing.T) {
 	} {
 		args := append([]string{"--uwsgi.stats-uri=https://127.0.0.1:1717/"}, tc.args...)
 		err := buildUWSGI(t, args...)
-		if err == nil || !strings.Contains(err.Error(), "uWSGI TLS flags") || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !strings.Contains(err.Error(), "--uwsgi.ssl-* flags") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
 	}
