@@ -73,17 +73,18 @@ func NewMultiproc(cfg MultiprocConfig) *Multiproc {
 func (m *Multiproc) Kind() Kind     { return MultiprocKind }
 func (m *Multiproc) Config() Config { return m.cfg.Config }
 
-// Scrape reads and merges the directory.
+// Scrape reads and merges the directory. Through an Exporter the directory is read with
+// scrapeApp instead; Scrape serves callers of a single source (tests, bench/multiproc_bench),
+// where only the exporter's fixed names are refused.
 func (m *Multiproc) Scrape(ctx context.Context) (Emit, error) {
-	snap, err := m.reader.Read(ctx, m.cfg.Config.Address)
+	emit, err := m.scrapeApp(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m.noteProblems(snap)
-	return func(ch chan<- prometheus.Metric) { m.emit(snap, ch, nil) }, nil
+	return func(ch chan<- prometheus.Metric) { emit(ch, nil) }, nil
 }
 
-// scrapeApp reads the directory like Scrape; its metrics are built after the other sources'
+// scrapeApp reads and merges the directory; its metrics are built after the other sources'
 // (see appSource), so that no application family takes a name already served.
 func (m *Multiproc) scrapeApp(ctx context.Context) (appEmit, error) {
 	snap, err := m.reader.Read(ctx, m.cfg.Config.Address)

@@ -86,18 +86,21 @@ func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
 	start := time.Now()
 	ctx, cancel := c.deadline(s)
 	defer cancel()
+	var (
+		emit Emit
+		err  error
+	)
 	if as, ok := s.(appSource); ok && c.late != nil {
-		emit, err := guarded(ctx, "scraping", func() (appEmit, error) { return as.scrapeApp(ctx) })
-		if err == nil && emit == nil {
-			err = fmt.Errorf("source returned no result")
+		// Only read now; the metrics are built once every other source's are gathered.
+		var app appEmit
+		app, err = guarded(ctx, "scraping", func() (appEmit, error) { return as.scrapeApp(ctx) })
+		if err == nil && app != nil {
+			c.late.emit = app
+			emit = func(chan<- prometheus.Metric) {}
 		}
-		if err == nil {
-			c.late.emit = emit
-		}
-		c.report(s, start, err, ch)
-		return
+	} else {
+		emit, err = c.limitedScrape(ctx, s)
 	}
-	emit, err := c.limitedScrape(ctx, s)
 	if err == nil && emit == nil {
 		err = fmt.Errorf("source returned no result")
 	}
