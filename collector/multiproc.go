@@ -9,13 +9,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // MultiprocConfig configures one multiprocess directory source.
 type MultiprocConfig struct {
 	Config  Config // Address is the directory
-	Options gunicorn.MultiprocOptions
+	Options multiproc.Options
 	// DirLabel adds the multiproc_dir label to the application's series. Set it when more
 	// than one directory is configured, so that their series stay apart; it is decided by
 	// configuration, never by what the files hold.
@@ -27,7 +27,7 @@ type MultiprocConfig struct {
 // multiprocess directory, plus the directory's health.
 type Multiproc struct {
 	cfg    MultiprocConfig
-	reader *gunicorn.MultiprocReader
+	reader *multiproc.Reader
 	logger *slog.Logger
 
 	mu         sync.Mutex
@@ -53,7 +53,7 @@ func NewMultiproc(cfg MultiprocConfig) *Multiproc {
 	}
 	m := &Multiproc{
 		cfg:        cfg,
-		reader:     gunicorn.NewMultiprocReader(cfg.Options),
+		reader:     multiproc.NewReader(cfg.Options),
 		logger:     logger.With("kind", MultiprocKind.Name, "source", cfg.Config.SourceName()),
 		fileErrors: map[string]float64{},
 		dropped:    map[string]float64{},
@@ -97,7 +97,7 @@ func (m *Multiproc) scrapeApp(ctx context.Context) (appEmit, error) {
 
 // noteProblems counts the skipped files and entries and logs each file's problem once
 // (again only after it went away and came back).
-func (m *Multiproc) noteProblems(snap *gunicorn.Snapshot) {
+func (m *Multiproc) noteProblems(snap *multiproc.Snapshot) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := make(map[string]string, len(snap.Problems))
@@ -106,7 +106,7 @@ func (m *Multiproc) noteProblems(snap *gunicorn.Snapshot) {
 		now[p.Name] = p.Reason
 		if m.logged[p.Name] != p.Reason {
 			lvl := slog.LevelWarn
-			if p.Reason == gunicorn.FileReasonIgnored {
+			if p.Reason == multiproc.FileReasonIgnored {
 				lvl = slog.LevelDebug
 			}
 			m.logger.Log(context.Background(), lvl, "skipping a file of the multiprocess directory",
@@ -122,7 +122,7 @@ func (m *Multiproc) noteProblems(snap *gunicorn.Snapshot) {
 	}
 }
 
-func (m *Multiproc) emit(snap *gunicorn.Snapshot, ch chan<- prometheus.Metric, names *nameClaims) {
+func (m *Multiproc) emit(snap *multiproc.Snapshot, ch chan<- prometheus.Metric, names *nameClaims) {
 	dir := m.cfg.Config.SourceName()
 	drops := m.emitApp(snap, dir, ch, names)
 
@@ -176,7 +176,7 @@ func (m *Multiproc) emit(snap *gunicorn.Snapshot, ch chan<- prometheus.Metric, n
 
 // emitApp sends the application's merged series and returns what it had to leave out. A
 // family whose name claims refuses is left out whole (reason name_conflict).
-func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prometheus.Metric, claims *nameClaims) map[string]int {
+func (m *Multiproc) emitApp(snap *multiproc.Snapshot, dir string, ch chan<- prometheus.Metric, claims *nameClaims) map[string]int {
 	drops := map[string]int{}
 	m.mu.Lock()
 	m.epoch++
@@ -185,7 +185,7 @@ func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prome
 	for fi := range snap.Families {
 		f := &snap.Families[fi]
 		name := f.Name
-		if f.Type == gunicorn.TypeCounter {
+		if f.Type == multiproc.TypeCounter {
 			name += "_total"
 		}
 		if !claims.claim(name, f.Type, f.Help, m.cfg.DirLabel) {
@@ -213,17 +213,17 @@ func (m *Multiproc) emitApp(snap *gunicorn.Snapshot, dir string, ch chan<- prome
 			var metric prometheus.Metric
 			var err error
 			switch f.Type {
-			case gunicorn.TypeCounter:
+			case multiproc.TypeCounter:
 				metric, err = prometheus.NewConstMetric(desc, prometheus.CounterValue, s.Value, values...)
-			case gunicorn.TypeGauge:
+			case multiproc.TypeGauge:
 				metric, err = prometheus.NewConstMetric(desc, prometheus.GaugeValue, s.Value, values...)
-			case gunicorn.TypeSummary:
+			case multiproc.TypeSummary:
 				count := uint64(0)
 				if s.Count > 0 && s.Count < math.MaxUint64 { // NaN and negatives (corruption) become 0
 					count = uint64(s.Count)
 				}
 				metric, err = prometheus.NewConstSummary(desc, count, s.Sum, nil, values...)
-			case gunicorn.TypeHistogram:
+			case multiproc.TypeHistogram:
 				metric, err = m.histogram(desc, s, values)
 			}
 			if err != nil {
@@ -249,7 +249,7 @@ func (m *Multiproc) logConflict(name string) {
 		"family", name)
 }
 
-func (m *Multiproc) histogram(desc *prometheus.Desc, s *gunicorn.Series, values []string) (prometheus.Metric, error) {
+func (m *Multiproc) histogram(desc *prometheus.Desc, s *multiproc.Series, values []string) (prometheus.Metric, error) {
 	// NewConstMetric validates desc and the label values; the histogram reuses its checks.
 	if _, err := prometheus.NewConstMetric(desc, prometheus.UntypedValue, 0, values...); err != nil {
 		return nil, err

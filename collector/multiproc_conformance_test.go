@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 const mpFixtures = "../fixtures/multiproc"
@@ -178,7 +178,7 @@ func mpTextRoundTrip(t testing.TB, fams []*dto.MetricFamily) []*dto.MetricFamily
 	return out
 }
 
-func newTestMultiproc(dir string, opts gunicorn.MultiprocOptions) *Multiproc {
+func newTestMultiproc(dir string, opts multiproc.Options) *Multiproc {
 	return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, Options: opts})
 }
 
@@ -197,8 +197,8 @@ func TestMultiprocConformance(t *testing.T) {
 	for dir, exp := range cases {
 		t.Run(dir, func(t *testing.T) {
 			want := mpParseExpected(t, filepath.Join(mpFixtures, "expected", exp))
-			mapped := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), gunicorn.MultiprocOptions{})
-			read := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), gunicorn.MultiprocOptions{NoMmap: true})
+			mapped := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), multiproc.Options{})
+			read := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), multiproc.Options{NoMmap: true})
 			// Each twice: the second scrape runs on cached keys and layouts.
 			for _, m := range []*Multiproc{mapped, mapped, read, read} {
 				fams := mpGather(t, m)

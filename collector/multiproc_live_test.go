@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // mpLivePython writes a multiprocess directory with forked worker processes, then prints
@@ -95,7 +95,7 @@ func TestMultiprocLiveConformance(t *testing.T) {
 	if len(want) != 13 || !strings.Contains(string(expo), `path="new\nline"`) {
 		t.Fatalf("unexpected Python output (%d families):\n%s", len(want), expo)
 	}
-	m := newTestMultiproc(dir, gunicorn.MultiprocOptions{})
+	m := newTestMultiproc(dir, multiproc.Options{})
 	fams := mpGather(t, m)
 	mpCompareFamilies(t, mpAppFamilies(fams), want)
 	mpCompareFamilies(t, mpAppFamilies(mpTextRoundTrip(t, fams)), want)

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // MultiprocKind is a prometheus_client multiprocess directory (PROMETHEUS_MULTIPROC_DIR).
@@ -56,15 +56,15 @@ var (
 	}
 
 	mpFileReasons = []string{
-		gunicorn.FileReasonShort, gunicorn.FileReasonTruncated, gunicorn.FileReasonCorrupt,
-		gunicorn.FileReasonBadName, gunicorn.FileReasonIgnored, gunicorn.FileReasonVanished,
-		gunicorn.FileReasonPermission, gunicorn.FileReasonRead,
+		multiproc.FileReasonShort, multiproc.FileReasonTruncated, multiproc.FileReasonCorrupt,
+		multiproc.FileReasonBadName, multiproc.FileReasonIgnored, multiproc.FileReasonVanished,
+		multiproc.FileReasonPermission, multiproc.FileReasonRead,
 	}
 	mpDropReasons = []string{
-		gunicorn.EntryReasonBadKey, gunicorn.EntryReasonBadSample, gunicorn.EntryReasonTypeClash,
+		multiproc.EntryReasonBadKey, multiproc.EntryReasonBadSample, multiproc.EntryReasonTypeClash,
 		mpReasonLabelConflict, mpReasonNameConflict, mpReasonInvalid,
 	}
-	mpTypes = []string{gunicorn.TypeCounter, gunicorn.TypeGauge, gunicorn.TypeHistogram, gunicorn.TypeSummary}
+	mpTypes = []string{multiproc.TypeCounter, multiproc.TypeGauge, multiproc.TypeHistogram, multiproc.TypeSummary}
 )
 
 // Reasons a merged series is not exported.
@@ -80,7 +80,7 @@ const (
 type floatHistogram struct {
 	desc   *prometheus.Desc
 	labels []*dto.LabelPair
-	s      *gunicorn.Series
+	s      *multiproc.Series
 }
 
 func (h *floatHistogram) Desc() *prometheus.Desc { return h.desc }

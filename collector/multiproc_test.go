@@ -21,7 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 type mpEntry struct {
@@ -187,7 +187,7 @@ i_count 3
 
 // TestMultiprocNegotiation: text, OpenMetrics and protobuf all serve the merged fixture.
 func TestMultiprocNegotiation(t *testing.T) {
-	e := mpExporter(t, newTestMultiproc(filepath.Join(mpFixtures, "dirs", "small_016"), gunicorn.MultiprocOptions{}))
+	e := mpExporter(t, newTestMultiproc(filepath.Join(mpFixtures, "dirs", "small_016"), multiproc.Options{}))
 	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	defer srv.Close()
 	for accept, ctype := range map[string]string{
@@ -222,7 +222,7 @@ func TestMultiprocNegotiation(t *testing.T) {
 
 // TestMultiprocLint: client_golang's linter finds nothing in our own metrics.
 func TestMultiprocLint(t *testing.T) {
-	src := newTestMultiproc(filepath.Join(mpFixtures, "dirs", "edge_016"), gunicorn.MultiprocOptions{ProcRoot: "/proc", DropDeadLiveGauges: true})
+	src := newTestMultiproc(filepath.Join(mpFixtures, "dirs", "edge_016"), multiproc.Options{ProcRoot: "/proc", DropDeadLiveGauges: true})
 	reg := prometheus.NewPedanticRegistry()
 	emit, err := src.Scrape(t.Context())
 	if err != nil {

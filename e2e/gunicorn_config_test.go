@@ -25,6 +25,8 @@ func TestGunicornBadFlagsFailAtStart(t *testing.T) {
 		{[]string{"--gunicorn.statsd-listen-address=127.0.0.1:0", "--gunicorn.statsd-tag-labels=bad-key"}, "cannot be a label name"},
 		{[]string{"--gunicorn.statsd-max-series=0"}, "--gunicorn.statsd-max-series"},
 		{[]string{"--gunicorn.pidfile=/run/g.pid", "--gunicorn.procfs=/nonexistent"}, "--gunicorn.procfs"},
+		{[]string{"--gunicorn.pidfile=/run/g.pid", "--path.procfs=/nonexistent"}, "--path.procfs"},
+		{[]string{"--gunicorn.pidfile=/run/g.pid", "--path.procfs="}, "--path.procfs is empty"},
 	} {
 		cmd := exec.Command(exporterBin, append([]string{"--web.listen-address=127.0.0.1:0"}, c.args...)...)
 		out, err := cmd.CombinedOutput()

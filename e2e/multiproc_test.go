@@ -131,7 +131,7 @@ func TestMultiprocGunicorn(t *testing.T) {
 		"--workers", "4", "--bind", fmt.Sprintf("127.0.0.1:%d", port), "--chdir", appDir, "mpapp:app")
 	multiprocWaitUp(t, g, port)
 	WaitFor(t, 30*time.Second, "4 workers", func() bool { return len(multiprocChildren(t, g.Cmd.Process.Pid)) == 4 })
-	x := StartExporter(t, "--gunicorn.multiproc-dir="+mpDir)
+	x := StartExporter(t, "--multiproc.dir="+mpDir)
 
 	multiprocServe(t, port, 100)
 	m := multiprocCheck(t, x, mpDir, 100)

@@ -25,9 +25,8 @@ func init() {
 			pidfiles: app.Flag("gunicorn.pidfile",
 				"gunicorn pidfile (gunicorn --pid) whose master and workers to read from /proc (repeatable). A USR2 upgrade's <pidfile>.2 is followed.").
 				PlaceHolder("PATH").Strings(),
-			procfs: app.Flag("gunicorn.procfs",
-				"Mount point of the proc filesystem that shows gunicorn's processes (e.g. /host/proc in a container).").
-				Default("/proc").String(),
+			procfs: app.Flag("gunicorn.procfs", "Old name of --path.procfs, for gunicorn only.").
+				Hidden().String(),
 			statsdAddresses: app.Flag("gunicorn.statsd-listen-address",
 				"Receive gunicorn's statsd datagrams (gunicorn --statsd-host) on this UDP host:port or unix datagram socket (unix:/path or /path); repeatable.").
 				PlaceHolder("ADDRESS").Strings(),
@@ -44,9 +43,16 @@ func init() {
 func (f *gunicornFlags) build(c common) ([]collector.Source, error) {
 	var out []collector.Source
 	if len(*f.pidfiles) > 0 {
-		reader, err := gunicorn.NewProcReader(*f.procfs)
+		procfs, flagName := c.ProcFS, c.ProcFSFlag
+		if *f.procfs != "" {
+			procfs, flagName = *f.procfs, "--gunicorn.procfs"
+		}
+		if procfs == "" {
+			return nil, fmt.Errorf("--gunicorn.pidfile needs a proc filesystem: %s is empty", flagName)
+		}
+		reader, err := gunicorn.NewProcReader(procfs)
 		if err != nil {
-			return nil, fmt.Errorf("--gunicorn.procfs: %w", err)
+			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}
 		for _, p := range *f.pidfiles {
 			if p == "" {

@@ -40,6 +40,10 @@ const (
 type common struct {
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// ProcFS is the proc filesystem's mount point (--path.procfs); empty means none.
+	ProcFS string
+	// ProcFSFlag names the flag ProcFS came from, for error messages.
+	ProcFSFlag string
 }
 
 // kindFlags is one kind of source's flags; build turns them into sources once parsed.
@@ -64,6 +68,7 @@ type settings struct {
 	maxTimeout    *time.Duration
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
+	procfs        *string
 	kinds         []kindFlags
 }
 
@@ -78,7 +83,10 @@ func newApp() (*kingpin.Application, *settings) {
 		timeoutOffset: app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration(),
 		maxTimeout:    app.Flag("scrape.max-timeout", "Largest scrape timeout a request may announce in X-Prometheus-Scrape-Timeout-Seconds; a larger one counts as this, so that a hung source holds a request at most this long.").Default("2m").Duration(),
 		toolkitFlags:  webflag.AddFlags(app, defaultAddress),
-		logConfig:     &promslog.Config{},
+		procfs: app.Flag("path.procfs",
+			"Mount point of the proc filesystem that shows the served processes (e.g. /host/proc in a container): gunicorn's master and workers, and the multiprocess directories' writers. Empty: none (pidfiles cannot be read, and the multiprocess liveness check is off).").
+			Default("/proc").String(),
+		logConfig: &promslog.Config{},
 	}
 	flag.AddFlags(app, s.logConfig)
 	for _, k := range kinds {
@@ -108,8 +116,9 @@ func run(args []string, stdout, stderr *os.File) int {
 	logger.Info("build context", "build_context", version.BuildContext())
 
 	var sources []collector.Source
+	c := common{Timeout: *s.timeout, Logger: logger, ProcFS: *s.procfs, ProcFSFlag: "--path.procfs"}
 	for _, k := range s.kinds {
-		built, err := k.build(common{Timeout: *s.timeout, Logger: logger})
+		built, err := k.build(c)
 		if err != nil {
 			logger.Error("invalid configuration", "err", err)
 			return 2

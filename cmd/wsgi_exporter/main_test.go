@@ -8,11 +8,11 @@ import (
 
 func TestEnvarName(t *testing.T) {
 	for in, want := range map[string]string{
-		"web.listen-address":     "WSGI_EXPORTER_WEB_LISTEN_ADDRESS",
-		"uwsgi.stats-uri":        "WSGI_EXPORTER_UWSGI_STATS_URI",
-		"scrape.timeout-offset":  "WSGI_EXPORTER_SCRAPE_TIMEOUT_OFFSET",
-		"log.level":              "WSGI_EXPORTER_LOG_LEVEL",
-		"gunicorn.multiproc-dir": "WSGI_EXPORTER_GUNICORN_MULTIPROC_DIR",
+		"web.listen-address":    "WSGI_EXPORTER_WEB_LISTEN_ADDRESS",
+		"uwsgi.stats-uri":       "WSGI_EXPORTER_UWSGI_STATS_URI",
+		"scrape.timeout-offset": "WSGI_EXPORTER_SCRAPE_TIMEOUT_OFFSET",
+		"log.level":             "WSGI_EXPORTER_LOG_LEVEL",
+		"multiproc.dir":         "WSGI_EXPORTER_MULTIPROC_DIR",
 	} {
 		if got := envarName(in); got != want {
 			t.Errorf("envarName(%q) = %q, want %q", in, got, want)

@@ -7,24 +7,28 @@ import (
 	"github.com/alecthomas/units"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
-	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 type multiprocFlags struct {
 	dirs     *[]string
+	oldDirs  *[]string
 	maxBytes *units.Base2Bytes
 	dropDead *bool
 	procPath *string
+	procSet  bool
 	dirLabel *string
 	mmap     *bool
 }
 
 func init() {
 	kinds = append(kinds, func(app *kingpin.Application) kindFlags {
-		return &multiprocFlags{
-			dirs: app.Flag("gunicorn.multiproc-dir",
-				"prometheus_client multiprocess directory (PROMETHEUS_MULTIPROC_DIR) whose .db files to merge and serve; repeatable.").
+		f := &multiprocFlags{
+			dirs: app.Flag("multiproc.dir",
+				"prometheus_client multiprocess directory (PROMETHEUS_MULTIPROC_DIR) whose .db files to merge and serve, for gunicorn and uWSGI apps alike; repeatable.").
 				PlaceHolder("DIR").Strings(),
+			oldDirs: app.Flag("gunicorn.multiproc-dir", "Old name of --multiproc.dir.").
+				Hidden().PlaceHolder("DIR").Strings(),
 			maxBytes: app.Flag("multiproc.max-bytes",
 				"Most bytes read from one multiprocess directory per scrape; more fails the scrape (reason too_large). 0: no limit.").
 				Default("1GiB").Bytes(),
@@ -32,8 +36,8 @@ func init() {
 				"Leave out live* gauge files of processes that no longer exist (no /proc/<pid>), as if the application had called mark_process_dead.").
 				Default("false").Bool(),
 			procPath: app.Flag("multiproc.proc-path",
-				"procfs mount point used to tell live writer pids from dead ones; empty turns the check off (e.g. a sidecar in another pid namespace).").
-				Default("/proc").String(),
+				"Old name of --path.procfs, for the multiprocess directories only (empty: no liveness check).").
+				Hidden().String(),
 			dirLabel: app.Flag("multiproc.dir-label",
 				"Add the multiproc_dir label to the application's series: auto (only when more than one directory is configured), always, never.").
 				Default("auto").Enum("auto", "always", "never"),
@@ -41,6 +45,8 @@ func init() {
 				"Keep the .db files mapped read-only between scrapes and read only their values while their layout is unchanged (--no-multiproc.mmap: read every file with pread at every scrape).").
 				Default("true").Bool(),
 		}
+		app.GetFlag("multiproc.proc-path").IsSetByUser(&f.procSet)
+		return f
 	})
 }
 
@@ -48,7 +54,7 @@ func (f *multiprocFlags) build(c common) ([]collector.Source, error) {
 	if *f.maxBytes < 0 {
 		return nil, fmt.Errorf("--multiproc.max-bytes must not be negative")
 	}
-	dirLabel := len(*f.dirs) > 1
+	dirLabel := len(f.allDirs()) > 1
 	switch *f.dirLabel {
 	case "always":
 		dirLabel = true
@@ -56,21 +62,36 @@ func (f *multiprocFlags) build(c common) ([]collector.Source, error) {
 		dirLabel = false
 	}
 	var out []collector.Source
-	for _, d := range *f.dirs {
+	for _, d := range f.allDirs() {
 		if d == "" {
-			return nil, fmt.Errorf("--gunicorn.multiproc-dir must not be empty")
+			return nil, fmt.Errorf("--multiproc.dir must not be empty")
 		}
 		out = append(out, collector.NewMultiproc(collector.MultiprocConfig{
-			Config: collector.Config{Address: d, Timeout: c.Timeout},
-			Options: gunicorn.MultiprocOptions{
-				MaxBytes:           int64(*f.maxBytes),
-				ProcRoot:           *f.procPath,
-				DropDeadLiveGauges: *f.dropDead,
-				NoMmap:             !*f.mmap,
-			},
+			Config:   collector.Config{Address: d, Timeout: c.Timeout},
+			Options:  f.options(c),
 			DirLabel: dirLabel,
 			Logger:   c.Logger,
 		}))
 	}
 	return out, nil
+}
+
+// allDirs is every directory given, under the flag's name and its old name.
+func (f *multiprocFlags) allDirs() []string {
+	return append(append([]string(nil), *f.dirs...), *f.oldDirs...)
+}
+
+// options are the reader's options; the old --multiproc.proc-path, when given, wins over
+// --path.procfs (an empty one turns the liveness check off).
+func (f *multiprocFlags) options(c common) multiproc.Options {
+	procfs := c.ProcFS
+	if f.procSet {
+		procfs = *f.procPath
+	}
+	return multiproc.Options{
+		MaxBytes:           int64(*f.maxBytes),
+		ProcRoot:           procfs,
+		DropDeadLiveGauges: *f.dropDead,
+		NoMmap:             !*f.mmap,
+	}
 }

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func BenchmarkMultiprocRead(b *testing.B) {
 	dir, n := benchDir(b, 64, 2000)
 	for _, noMmap := range []bool{false, true} {
 		b.Run(fmt.Sprintf("noMmap=%v", noMmap), func(b *testing.B) {
-			r := NewMultiprocReader(MultiprocOptions{NoMmap: noMmap})
+			r := NewReader(Options{NoMmap: noMmap})
 			defer r.Close()
 			if _, err := r.Read(context.Background(), dir); err != nil {
 				b.Fatal(err)

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
-// MultiprocOptions tune a MultiprocReader.
-type MultiprocOptions struct {
+// Options tune a Reader.
+type Options struct {
 	// MaxBytes caps the bytes read from one directory per scrape (0: no cap). More is a
 	// failed scrape with reason too_large, rather than a partial and misleading merge.
 	MaxBytes int64
@@ -71,10 +71,10 @@ type Snapshot struct {
 	Bytes           int64
 }
 
-// MultiprocReader reads prometheus_client multiprocess directories. It keeps the parsed
+// Reader reads prometheus_client multiprocess directories. It keeps the parsed
 // keys between reads, so each distinct key's JSON is parsed once. One Read runs at a time.
-type MultiprocReader struct {
-	opts MultiprocOptions
+type Reader struct {
+	opts Options
 
 	// sem is held by one Read (or Close) at a time; it guards epoch, the keys' merge caches
 	// and the file cache. A channel, not a mutex: a Read waiting behind one that is stuck
@@ -97,12 +97,12 @@ type MultiprocReader struct {
 	mappedHook func(path string) // tests only: runs right after readFile maps a file
 }
 
-// NewMultiprocReader returns a reader.
-func NewMultiprocReader(opts MultiprocOptions) *MultiprocReader {
+// NewReader returns a reader.
+func NewReader(opts Options) *Reader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &MultiprocReader{opts: opts, sem: make(chan struct{}, 1), keys: map[string]*Key{}, badKeys: map[string]error{}, cache: map[string]*cached{}}
+	return &Reader{opts: opts, sem: make(chan struct{}, 1), keys: map[string]*Key{}, badKeys: map[string]error{}, cache: map[string]*cached{}}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
@@ -122,7 +122,7 @@ type fileResult struct {
 }
 
 // Read reads and merges every .db file of dir, in sorted name order.
-func (r *MultiprocReader) Read(ctx context.Context, dir string) (*Snapshot, error) {
+func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	if err := acquire(ctx, r.sem); err != nil {
 		return nil, fetch.Errorf(fetch.ReasonTimeout, "before reading %s (a previous read still running?): %w", dir, err)
 	}
@@ -275,7 +275,7 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 
 // checkAlive looks up /proc/<ID> once per numeric ID and marks dead writers' live gauges
 // to be skipped when asked to.
-func (r *MultiprocReader) checkAlive(jobs []FileInfo) {
+func (r *Reader) checkAlive(jobs []FileInfo) {
 	if r.opts.ProcRoot == "" {
 		return
 	}

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func truncatedDB(t *testing.T, dir, name string) (path string, cut func(string))
 func TestMultiprocFaultReleasesKeys(t *testing.T) {
 	dir := t.TempDir()
 	path, cut := truncatedDB(t, dir, "counter_1.db")
-	r := NewMultiprocReader(MultiprocOptions{})
+	r := NewReader(Options{})
 	defer r.Close()
 	r.mappedHook = cut
 	// readFile alone first: with keysMu left held, a whole Read would block in forget.
@@ -105,7 +105,7 @@ func TestMultiprocFaultReleasesKeys(t *testing.T) {
 func TestMultiprocReadQueuedGivesUp(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 4096, testEntry{key: counterKey("a", ""), v: 1}))
-	r := NewMultiprocReader(MultiprocOptions{})
+	r := NewReader(Options{})
 	defer r.Close()
 	entered, release := make(chan struct{}), make(chan struct{})
 	r.mappedHook = func(string) {

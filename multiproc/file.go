@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"encoding/binary"

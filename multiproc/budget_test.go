@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func TestMultiprocBudgetBeforeRead(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		sparseDB(t, dir, "counter_1.db", tc.size, tc.used)
-		r := NewMultiprocReader(MultiprocOptions{MaxBytes: limit, NoMmap: tc.noMap})
+		r := NewReader(Options{MaxBytes: limit, NoMmap: tc.noMap})
 		mapped := 0
 		r.mappedHook = func(string) { mapped++ }
 		var before, after runtime.MemStats
@@ -68,7 +68,7 @@ func TestMultiprocBudgetBeforeRead(t *testing.T) {
 	// Under the limit, the same files (used parts of zeros: corrupt) are read, not too_large.
 	dir := t.TempDir()
 	sparseDB(t, dir, "counter_1.db", 1<<16, 1<<12)
-	snap, err := NewMultiprocReader(MultiprocOptions{MaxBytes: limit}).Read(context.Background(), dir)
+	snap, err := NewReader(Options{MaxBytes: limit}).Read(context.Background(), dir)
 	if err != nil || len(snap.Problems) != 1 || snap.Problems[0].Reason != FileReasonCorrupt {
 		t.Fatalf("under the limit: %+v, %v", snap, err)
 	}

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -80,7 +80,7 @@ func FuzzMultiprocDir(f *testing.F) {
 		"histogram_1.db", "summary_1.db", "gauge_sum_1.db", "gauge_max_1.db"}
 	f.Fuzz(func(t *testing.T, a, b []byte, pick uint8) {
 		const maxBytes = 1 << 20
-		read := func(r *MultiprocReader, dir string) *Snapshot {
+		read := func(r *Reader, dir string) *Snapshot {
 			t.Helper()
 			snap, err := r.Read(context.Background(), dir)
 			if err != nil {
@@ -101,7 +101,7 @@ func FuzzMultiprocDir(f *testing.F) {
 		dir := t.TempDir()
 		writeFile(t, dir, n, a)
 		writeFile(t, dir, n2, b)
-		r := NewMultiprocReader(MultiprocOptions{MaxBytes: maxBytes})
+		r := NewReader(Options{MaxBytes: maxBytes})
 		defer r.Close()
 		first := read(r, dir)
 		second := read(r, dir)
@@ -118,7 +118,7 @@ func FuzzMultiprocDir(f *testing.F) {
 		}
 		dir = t.TempDir()
 		writeFile(t, dir, n, a)
-		r1 := NewMultiprocReader(MultiprocOptions{MaxBytes: maxBytes})
+		r1 := NewReader(Options{MaxBytes: maxBytes})
 		defer r1.Close()
 		single := read(r1, dir)
 		exact := summedOnce(r1, a)
@@ -175,7 +175,7 @@ func FuzzMultiprocDir(f *testing.F) {
 
 // summedOnce reports whether every value the last read of r summed from data (a file it
 // read) came from a single entry: then merging the file with a copy doubles values exactly.
-func summedOnce(r *MultiprocReader, data []byte) bool {
+func summedOnce(r *Reader, data []byte) bool {
 	used, gen, err := ParseFile(data)
 	if err != nil {
 		return true // skipped: nothing summed

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"syscall"
@@ -26,7 +26,7 @@ type cached struct {
 }
 
 // keep records what a file's read left for the next one, and unmaps a mapping it replaced.
-func (r *MultiprocReader) keep(name string, prev, now *cached) {
+func (r *Reader) keep(name string, prev, now *cached) {
 	if prev != nil && prev.data != nil && (now == nil || &now.data[0] != &prev.data[0]) {
 		r.unmap(prev)
 	}
@@ -38,7 +38,7 @@ func (r *MultiprocReader) keep(name string, prev, now *cached) {
 	}
 }
 
-func (r *MultiprocReader) unmap(c *cached) {
+func (r *Reader) unmap(c *cached) {
 	if c != nil && c.data != nil {
 		_ = syscall.Munmap(c.data)
 		c.data = nil
@@ -47,7 +47,7 @@ func (r *MultiprocReader) unmap(c *cached) {
 }
 
 // Close unmaps every file the reader keeps mapped.
-func (r *MultiprocReader) Close() {
+func (r *Reader) Close() {
 	r.sem <- struct{}{}
 	defer func() { <-r.sem }()
 	for _, c := range r.cache {
@@ -61,7 +61,7 @@ func (r *MultiprocReader) Close() {
 // data may be a shared mapping that faults (a panic, recovered by readFile) when the file is
 // truncated under us. No lock is ever held across a read of data without a deferred unlock:
 // a fault must not leave keysMu held, or every later read and forget would block on it.
-func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
+func (r *Reader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
 	entries := r.getEntries(used/64 + 16)
 	var offs []int32
 	var missing []int
@@ -104,7 +104,7 @@ func (r *MultiprocReader) resolveKeys(data []byte, used int, gen Generation, lay
 
 // lookupKey returns the parsed key of raw, or nil. raw may be mapped bytes that fault: the
 // deferred unlock releases keysMu while the panic unwinds.
-func (r *MultiprocReader) lookupKey(raw []byte) *Key {
+func (r *Reader) lookupKey(raw []byte) *Key {
 	r.keysMu.RLock()
 	defer r.keysMu.RUnlock()
 	return r.keys[string(raw)]
@@ -112,7 +112,7 @@ func (r *MultiprocReader) lookupKey(raw []byte) *Key {
 
 // resolveKey parses a key not found by lookupKey (raw is a copy, not mapped bytes) and
 // remembers it, or the error that makes it bad; nil for a bad key.
-func (r *MultiprocReader) resolveKey(raw string) *Key {
+func (r *Reader) resolveKey(raw string) *Key {
 	r.keysMu.RLock()
 	k, known := r.keys[raw]
 	_, bad := r.badKeys[raw]
@@ -138,7 +138,7 @@ func (r *MultiprocReader) resolveKey(raw string) *Key {
 
 // forget drops keys not seen in this read once they outnumber the live ones, so label
 // churn does not grow memory without bound.
-func (r *MultiprocReader) forget() {
+func (r *Reader) forget() {
 	r.keysMu.Lock()
 	defer r.keysMu.Unlock()
 	live := 0

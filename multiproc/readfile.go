@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"encoding/binary"
@@ -16,7 +16,7 @@ import (
 // its inode, size and used field stay the same, its layout is known and only the values are
 // read. Otherwise it is read with pread. Worker goroutines panic on memory faults, so a
 // mapped file truncated under us is a recovered read error.
-func (r *MultiprocReader) readFile(path string, info FileInfo, c *cached, total *atomic.Int64, tooLarge *atomic.Bool) (res *fileResult) {
+func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.Int64, tooLarge *atomic.Bool) (res *fileResult) {
 	res = &fileResult{info: info}
 	fail := func(err error) *fileResult {
 		res.problem = &FileProblem{info.Name, reasonOf(err), err}
@@ -196,7 +196,7 @@ func sameEnds(data []byte, lay *layout) bool {
 }
 
 // values reads the values of a file whose layout is known.
-func (r *MultiprocReader) values(data []byte, lay *layout, res *fileResult) []fileEntry {
+func (r *Reader) values(data []byte, lay *layout, res *fileResult) []fileEntry {
 	entries := r.getEntries(len(lay.keys))
 	v2 := lay.gen == GenTimestamp
 	for i, k := range lay.keys {
@@ -213,7 +213,7 @@ func (r *MultiprocReader) values(data []byte, lay *layout, res *fileResult) []fi
 	return entries
 }
 
-func (r *MultiprocReader) getEntries(n int) []fileEntry {
+func (r *Reader) getEntries(n int) []fileEntry {
 	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
 		return (*ep)[:0]
 	}
@@ -223,7 +223,7 @@ func (r *MultiprocReader) getEntries(n int) []fileEntry {
 // pread reads the used part of a file that could not be mapped into a pooled buffer; used is
 // what the header said (already reserved). A used part grown since is reserved before the
 // buffer grows.
-func (r *MultiprocReader) pread(fd int, size int64, used int, res *fileResult, reserve func(int) error) ([]byte, error) {
+func (r *Reader) pread(fd int, size int64, used int, res *fileResult, reserve func(int) error) ([]byte, error) {
 	bp := r.getBuf(used)
 	res.buf = bp
 	buf := *bp
@@ -273,7 +273,7 @@ func preadFull(fd int, b []byte, off int64) (int, error) {
 	return total, nil
 }
 
-func (r *MultiprocReader) getBuf(n int) *[]byte {
+func (r *Reader) getBuf(n int) *[]byte {
 	if bp, ok := r.bufs.Get().(*[]byte); ok && cap(*bp) >= n {
 		*bp = (*bp)[:n]
 		return bp
@@ -282,7 +282,7 @@ func (r *MultiprocReader) getBuf(n int) *[]byte {
 	return &b
 }
 
-func (r *MultiprocReader) release(res *fileResult) {
+func (r *Reader) release(res *fileResult) {
 	if res.buf != nil && cap(*res.buf) <= 16<<20 {
 		r.bufs.Put(res.buf)
 	}

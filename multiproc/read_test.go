@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func TestMultiprocReadRobust(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "counter_9.db"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := NewMultiprocReader(MultiprocOptions{})
+	r := NewReader(Options{})
 	snap, err := r.Read(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestMultiprocReadRobust(t *testing.T) {
 }
 
 func TestMultiprocReadMissingAndTooLarge(t *testing.T) {
-	r := NewMultiprocReader(MultiprocOptions{MaxBytes: 100})
+	r := NewReader(Options{MaxBytes: 100})
 	_, err := r.Read(context.Background(), filepath.Join(t.TempDir(), "nope"))
 	if fetch.ReasonOf(err) != fetch.ReasonNotFound {
 		t.Fatalf("missing dir: %v (reason %s)", err, fetch.ReasonOf(err))
@@ -115,7 +115,7 @@ func TestMultiprocReadMissingAndTooLarge(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := NewMultiprocReader(MultiprocOptions{}).Read(ctx, dir); !errors.Is(err, context.Canceled) {
+	if _, err := NewReader(Options{}).Read(ctx, dir); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
@@ -139,7 +139,7 @@ func TestMultiprocLiveness(t *testing.T) {
 		want float64
 		dead int
 	}{{false, proc, 10, 2}, {true, proc, 5, 2}, {true, t.TempDir(), 10, 4}, {true, "", 10, 0}} {
-		snap, err := NewMultiprocReader(MultiprocOptions{ProcRoot: tc.proc, DropDeadLiveGauges: tc.drop}).Read(context.Background(), dir)
+		snap, err := NewReader(Options{ProcRoot: tc.proc, DropDeadLiveGauges: tc.drop}).Read(context.Background(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package gunicorn
+package multiproc
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func readValue(t *testing.T, r *MultiprocReader, dir, fam string) []Series {
+func readValue(t *testing.T, r *Reader, dir, fam string) []Series {
 	t.Helper()
 	snap, err := r.Read(context.Background(), dir)
 	if err != nil {
@@ -30,7 +30,7 @@ func TestMultiprocMappedFiles(t *testing.T) {
 		path := filepath.Join(dir, "counter_1.db")
 		k1, k2 := counterKey("a", ""), counterKey("b", "")
 		writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 4096, testEntry{key: k1, v: 1}))
-		r := NewMultiprocReader(MultiprocOptions{NoMmap: noMmap})
+		r := NewReader(Options{NoMmap: noMmap})
 		check := func(what string, fam string, want float64) {
 			t.Helper()
 			s := readValue(t, r, dir, fam)
@@ -104,7 +104,7 @@ func TestMultiprocMappedRewrittenInPlace(t *testing.T) {
 		old := encodeDB(GenValue, 4096, testEntry{key: counterKey("a", ""), v: 1}, testEntry{key: counterKey("m", ""), v: 2},
 			testEntry{key: counterKey("b", ""), v: 3})
 		writeFile(t, dir, "counter_1.db", old)
-		r := NewMultiprocReader(MultiprocOptions{})
+		r := NewReader(Options{})
 		if s := readValue(t, r, dir, "a"); len(s) != 1 || s[0].Value != 1 {
 			t.Fatalf("%s: first read: a = %+v", tc.name, s)
 		}
