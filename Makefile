@@ -67,9 +67,20 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Every fuzz target of every package, FUZZTIME each (go test fuzzes one target at a time).
+# Fails when no target is found, so a renamed target cannot make it pass by fuzzing nothing.
+FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz:
-	@echo "run one target, e.g.: go test -fuzz FuzzDecodeStats ./uwsgi/"
+	@set -e; n=0; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$f ($$pkg) for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	if [ $$n -eq 0 ]; then echo "no fuzz target found" >&2; exit 1; fi; \
+	echo "fuzzed $$n targets for $(FUZZTIME) each"
 
 .PHONY: docker
 docker: build
