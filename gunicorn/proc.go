@@ -1,7 +1,6 @@
 package gunicorn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,9 +21,6 @@ import (
 // MaxWorkers bounds how many children of one master are read per scrape, so a runaway
 // process tree cannot make a scrape unbounded.
 const MaxWorkers = 1024
-
-// maxPidfileBytes bounds the read of a pidfile: gunicorn writes "<pid>\n".
-const maxPidfileBytes = 64
 
 // userHZ is the unit of the start time in /proc/<pid>/stat (USER_HZ is 100 on every Linux
 // architecture Go supports).
@@ -75,57 +71,6 @@ func NewProcReader(root string) (*ProcReader, error) {
 		return nil, fmt.Errorf("opening procfs at %s: %w", root, err)
 	}
 	return &ProcReader{fs: pfs, root: root, Now: time.Now, Monotonic: monotonicNow}, nil
-}
-
-// ReadPidfile returns the master pid named by pidfile. When a USR2 upgrade is under way the
-// new master has written "<pidfile>.2"; a live pid there wins over the old master's. It
-// returns the file the pid came from.
-func (r *ProcReader) ReadPidfile(pidfile string) (int, string, error) {
-	if pid, err := readPid(pidfile + ".2"); err == nil && r.isGunicornPid(pid) {
-		return pid, pidfile + ".2", nil
-	}
-	pid, err := readPid(pidfile)
-	if err != nil {
-		return 0, pidfile, err
-	}
-	return pid, pidfile, nil
-}
-
-func readPid(path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fetch.Errorf(fetch.ReasonNotFound, "pidfile %s does not exist (gunicorn not running, or started without --pid)", path)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return 0, fetch.Errorf(fetch.ReasonPermission, "pidfile %s is not readable: %w", path, err)
-		}
-		return 0, fetch.Wrap(fetch.ReasonRead, fmt.Errorf("opening pidfile: %w", err))
-	}
-	defer f.Close()
-	b, err := fetch.ReadAll(f, maxPidfileBytes)
-	if err != nil {
-		return 0, fmt.Errorf("reading pidfile %s: %w", path, err)
-	}
-	return parsePid(path, b)
-}
-
-// parsePid parses a pidfile's content: a positive decimal pid, optionally surrounded by
-// white space.
-func parsePid(path string, b []byte) (int, error) {
-	s := string(bytes.TrimSpace(b))
-	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 0 || pid > 1<<22 {
-		return 0, fetch.Errorf(fetch.ReasonDecode, "pidfile %s does not hold a pid: %q", path, truncate(s, 32))
-	}
-	return pid, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // isGunicornPid reports whether pid runs and is gunicorn.
@@ -216,6 +161,13 @@ func procComm(p procfs.Proc) string {
 		return "?"
 	}
 	return truncate(c, 16)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func (r *ProcReader) procErr(pid int, what string, err error) error {

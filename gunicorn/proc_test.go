@@ -214,6 +214,11 @@ func FuzzParsePid(f *testing.F) {
 		if err == nil && (pid <= 0 || pid > 1<<22) {
 			t.Fatalf("accepted pid %d from %q", pid, b)
 		}
+		// The error is logged: it tells the length, never the content.
+		want := "pidfile x does not hold a pid (" + strconv.Itoa(len(b)) + " bytes that are not a decimal number from 1 to 4194304)"
+		if err != nil && err.Error() != want {
+			t.Fatalf("error %q for %q, want %q", err, b, want)
+		}
 	})
 }
 
