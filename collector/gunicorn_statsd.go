@@ -25,7 +25,7 @@ type GunicornStatsdSource struct {
 	state    *gunicorn.StatsdState
 
 	requests, responses, duration, workers, logs, backlog *prometheus.Desc
-	datagrams, dropped, last, socketDrops                 *prometheus.Desc
+	datagrams, dropped, last, socketDrops, evicted        *prometheus.Desc
 }
 
 // NewGunicornStatsdSource returns a source listening on cfg.Address (host:port for UDP, or a
@@ -52,7 +52,9 @@ func NewGunicornStatsdSource(cfg Config, sc gunicorn.StatsdConfig) (*GunicornSta
 		datagrams: prometheus.NewDesc("gunicorn_statsd_datagrams_total", "Datagrams received.", []string{"source"}, nil),
 		dropped:   prometheus.NewDesc("gunicorn_statsd_lines_dropped_total", "Lines (or whole datagrams, for too_long) dropped, by reason.", []string{"source", "reason"}, nil),
 		socketDrops: prometheus.NewDesc("gunicorn_statsd_socket_drops_total",
-			"Datagrams the kernel dropped because the listener's receive buffer was full (SO_RXQ_OVFL; learnt with the next datagram received).", []string{"source"}, nil),
+			"Datagrams the kernel dropped because the listener's receive buffer was full (read from the socket at each scrape).", []string{"source"}, nil),
+		evicted: prometheus.NewDesc("gunicorn_statsd_series_evicted_total",
+			"Tag-label combinations dropped to make room for a new one (the least recently updated goes; --gunicorn.statsd-max-series).", []string{"source"}, nil),
 		last: prometheus.NewDesc("gunicorn_statsd_last_datagram_timestamp_seconds", "When the last datagram arrived, since the unix epoch.", []string{"source"}, nil),
 	}, nil
 }
@@ -85,6 +87,7 @@ func (s *GunicornStatsdSource) emit(snap gunicorn.StatsdSnapshot, ch chan<- prom
 	name := s.cfg.SourceName()
 	ch <- prometheus.MustNewConstMetric(s.datagrams, prometheus.CounterValue, snap.Datagrams, name)
 	ch <- prometheus.MustNewConstMetric(s.socketDrops, prometheus.CounterValue, snap.SocketDrops, name)
+	ch <- prometheus.MustNewConstMetric(s.evicted, prometheus.CounterValue, snap.Evicted, name)
 	for _, r := range gunicorn.DropReasons {
 		ch <- prometheus.MustNewConstMetric(s.dropped, prometheus.CounterValue, snap.Dropped[r], name, r)
 	}

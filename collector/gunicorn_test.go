@@ -183,9 +183,12 @@ gunicorn_statsd_up{source="g"} 1
 # HELP gunicorn_statsd_datagrams_total Datagrams received.
 # TYPE gunicorn_statsd_datagrams_total counter
 gunicorn_statsd_datagrams_total{source="g"} 97
-# HELP gunicorn_statsd_socket_drops_total Datagrams the kernel dropped because the listener's receive buffer was full (SO_RXQ_OVFL; learnt with the next datagram received).
+# HELP gunicorn_statsd_socket_drops_total Datagrams the kernel dropped because the listener's receive buffer was full (read from the socket at each scrape).
 # TYPE gunicorn_statsd_socket_drops_total counter
 gunicorn_statsd_socket_drops_total{source="g"} 0
+# HELP gunicorn_statsd_series_evicted_total Tag-label combinations dropped to make room for a new one (the least recently updated goes; --gunicorn.statsd-max-series).
+# TYPE gunicorn_statsd_series_evicted_total counter
+gunicorn_statsd_series_evicted_total{source="g"} 0
 # HELP gunicorn_statsd_requests_total Requests gunicorn reported (gunicorn.requests), scaled by the sample rate.
 # TYPE gunicorn_statsd_requests_total counter
 gunicorn_statsd_requests_total{env="",source="g",svc=""} 15
@@ -243,7 +246,7 @@ gunicorn_statsd_request_duration_seconds_bucket{env="test",source="g",svc="demo"
 gunicorn_statsd_request_duration_seconds_sum{env="test",source="g",svc="demo"} 0.016799
 gunicorn_statsd_request_duration_seconds_count{env="test",source="g",svc="demo"} 14
 `
-	names := []string{"gunicorn_statsd_up", "gunicorn_statsd_datagrams_total", "gunicorn_statsd_socket_drops_total", "gunicorn_statsd_requests_total",
+	names := []string{"gunicorn_statsd_up", "gunicorn_statsd_datagrams_total", "gunicorn_statsd_socket_drops_total", "gunicorn_statsd_series_evicted_total", "gunicorn_statsd_requests_total",
 		"gunicorn_statsd_responses_total", "gunicorn_statsd_workers", "gunicorn_statsd_log_messages_total",
 		"gunicorn_statsd_request_duration_seconds"}
 	if err := testutil.GatherAndCompare(e.Gatherer(context.Background(), time.Second), strings.NewReader(want), names...); err != nil {

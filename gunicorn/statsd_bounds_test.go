@@ -1,7 +1,6 @@
 package gunicorn
 
 import (
-	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,15 +25,27 @@ func TestStatsdLineBounds(t *testing.T) {
 		"gunicorn.request.duration:1e10|ms",                    // value
 		"gunicorn.request.duration:1000000000|ms",              // count 1, sum 1e6 s, no bucket
 		"gunicorn.request.duration:5|ms|@0.25",                 // count 4, sum 0.02 s, every bucket 4
-		"gunicorn.workers:1e308|g",                             // set
-		"gunicorn.workers:+1e308|g",                            // value: would be +Inf
+		"gunicorn.workers:1e308|g",                             // value: over the cap
+		"gunicorn.workers:100001|g",                            // value: over the cap
+		"gunicorn.workers:2.5|g",                               // value: not whole
+		"gunicorn.workers:100000|g",                            // set
+		"gunicorn.workers:+1|g",                                // value: over the cap
+		"gunicorn.workers:-100000|g",                           // 0
+		"gunicorn.workers:-1|g",                                // value: below 0
+		"gunicorn.workers:+1e308|g",                            // value: over the cap
+		"gunicorn.workers:+7|g",                                // 7
+		"gunicorn.backlog:1e308|h",                             // value: over the cap
+		"gunicorn.backlog:1000000001|h",                        // value: over the cap
+		"gunicorn.backlog:0.5|h",                               // value: not whole
+		"gunicorn.backlog:-1|h",                                // value: negative
+		"gunicorn.backlog:1000000000|h",                        // set
 		"gunicorn.requests:1|c|@0.25",                          // +4
 		"gunicorn.requests:" + strings.Repeat("9", 400) + "|c", // value: +Inf as parsed
 	}
 	s.HandleDatagram([]byte(strings.Join(lines, "\n")))
 	snap := s.Snapshot()
-	want := map[string]float64{DropSyntax: 0, DropValue: 7, DropType: 0, DropSampleRate: 2, DropUnknown: 0,
-		DropTooLong: 0, DropTags: 0, DropSeriesLimit: 0}
+	want := map[string]float64{DropSyntax: 0, DropValue: 16, DropType: 0, DropSampleRate: 2, DropUnknown: 0,
+		DropTooLong: 0, DropTags: 0}
 	if snap.Lines != float64(len(lines)) || !reflect.DeepEqual(snap.Dropped, want) {
 		t.Fatalf("lines %v, dropped %v; want %d lines, dropped %v", snap.Lines, snap.Dropped, len(lines), want)
 	}
@@ -53,7 +64,10 @@ func TestStatsdLineBounds(t *testing.T) {
 			t.Errorf("bucket %v: %v, want 4", DurationBuckets[i], b)
 		}
 	}
-	if g.Workers != 1e308 || math.IsInf(g.Workers, 0) {
-		t.Errorf("workers %v, want 1e308", g.Workers)
+	if !g.HasWorkers || g.Workers != 7 {
+		t.Errorf("workers %v (set %v), want 7", g.Workers, g.HasWorkers)
+	}
+	if !g.HasBacklog || g.Backlog != 1e9 {
+		t.Errorf("backlog %v (set %v), want 1e9", g.Backlog, g.HasBacklog)
 	}
 }

@@ -2,7 +2,6 @@ package gunicorn
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -98,7 +97,7 @@ func (l *StatsdListener) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		l.State.NewSocket()
+		l.State.AttachSocket(kernelDrops(conn))
 		l.setState(conn.LocalAddr(), nil)
 		err = l.serve(ctx, conn)
 		if ctx.Err() != nil {
@@ -130,36 +129,6 @@ func (l *StatsdListener) listen() (net.PacketConn, error) {
 // readBuffer is the socket receive buffer asked for.
 const readBuffer = 4 << 20
 
-// enableDropCount asks the kernel to attach to every datagram the number of datagrams this
-// socket dropped so far because its receive buffer was full (SO_RXQ_OVFL).
-func enableDropCount(conn net.PacketConn) {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = raw.Control(func(fd uintptr) {
-		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
-	})
-}
-
-// socketDrops extracts the SO_RXQ_OVFL count from a datagram's control messages.
-func socketDrops(oob []byte) (uint32, bool) {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_RXQ_OVFL && len(m.Data) >= 4 {
-			return binary.NativeEndian.Uint32(m.Data), true
-		}
-	}
-	return 0, false
-}
-
 type msgReader interface {
 	ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
 }
@@ -172,6 +141,7 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
+	defer l.State.DetachSocket() // first: the last count is read while the socket is open
 	if l.Network == "unixgram" {
 		defer os.Remove(l.Address)
 	}
@@ -189,7 +159,7 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return err
 		}
-		if drops, ok := socketDrops(oob[:oobn]); ok {
+		if drops, ok := datagramDrops(oob[:oobn]); ok {
 			l.State.SetSocketDrops(drops)
 		}
 		if flags&syscall.MSG_TRUNC != 0 {

@@ -21,18 +21,19 @@ const (
 
 // Reasons a statsd line is dropped. They are label values: a fixed, small set.
 const (
-	DropSyntax      = "syntax"         // not name:value|type
-	DropValue       = "value"          // not a finite number, negative where it cannot be, over a cap, or a count that would not stay finite
-	DropType        = "type"           // a type gunicorn does not send for this metric
-	DropSampleRate  = "sample_rate"    // @rate not in [MinSampleRate, 1]
-	DropUnknown     = "unknown_metric" // not one of gunicorn's metrics (or an unknown level or status)
-	DropTooLong     = "too_long"       // line or datagram longer than the limits
-	DropTags        = "tags"           // tag section unusable (too many tags, invalid UTF-8)
-	DropSeriesLimit = "series_limit"   // a new combination of tag labels beyond the configured limit
+	DropSyntax     = "syntax"         // not name:value|type
+	DropValue      = "value"          // not a finite number, negative where it cannot be, over a cap, or a count that would not stay finite
+	DropType       = "type"           // a type gunicorn does not send for this metric
+	DropSampleRate = "sample_rate"    // @rate not in [MinSampleRate, 1]
+	DropUnknown    = "unknown_metric" // not one of gunicorn's metrics (or an unknown level or status)
+	DropTooLong    = "too_long"       // line or datagram longer than the limits
+	DropTags       = "tags"           // tag section unusable (too many tags, invalid UTF-8)
 )
 
-// DropReasons lists every reason, so counters can start at 0 for each.
-var DropReasons = []string{DropSyntax, DropValue, DropType, DropSampleRate, DropUnknown, DropTooLong, DropTags, DropSeriesLimit}
+// DropReasons lists every reason, so counters can start at 0 for each. There is no reason
+// for a series limit: a new combination of tag labels is always taken, in the place of the
+// least recently updated one (see StatsdConfig.MaxSeries).
+var DropReasons = []string{DropSyntax, DropValue, DropType, DropSampleRate, DropUnknown, DropTooLong, DropTags}
 
 // LogLevels are the levels gunicorn counts as gunicorn.log.<level>.
 var LogLevels = []string{"critical", "error", "warning", "exception", "info", "debug"}
@@ -49,6 +50,12 @@ const (
 	MaxCounterValue = 1e6
 	// MaxDurationMillis is the longest duration accepted, in milliseconds (about 11.6 days).
 	MaxDurationMillis = 1e9
+	// MaxWorkerCount is the largest worker count accepted (gunicorn.workers, a whole number
+	// from 0), also as the result of a relative change. gunicorn runs a few to a few hundred.
+	MaxWorkerCount = 100000
+	// MaxBacklog is the largest listen backlog accepted (gunicorn.backlog, a whole number
+	// from 0); the kernel caps a listen queue at net.core.somaxconn, far below.
+	MaxBacklog = 1e9
 )
 
 // StatsdSample is one parsed line.
@@ -132,6 +139,14 @@ func ParseStatsdLine(line []byte) (StatsdSample, error) {
 	case StatsdDuration:
 		if v > MaxDurationMillis {
 			return s, drop(DropValue, "duration "+strconv.Quote(string(valueText))+" over 1e9 ms")
+		}
+	case StatsdWorkers:
+		if math.Abs(v) > MaxWorkerCount || v != math.Trunc(v) {
+			return s, drop(DropValue, "worker count "+strconv.Quote(string(valueText))+" is not a whole number up to 100000")
+		}
+	case StatsdBacklog:
+		if v > MaxBacklog || v != math.Trunc(v) {
+			return s, drop(DropValue, "backlog "+strconv.Quote(string(valueText))+" is not a whole number up to 1e9")
 		}
 	}
 	s.Value = v

@@ -2,6 +2,7 @@ package gunicorn
 
 import (
 	"bytes"
+	"container/list"
 	"fmt"
 	"math"
 	"regexp"
@@ -19,7 +20,8 @@ var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 const (
 	maxTags        = 32  // tags per line
 	maxTagValueLen = 128 // bytes of one tag value kept as a label value
-	// DefaultMaxSeries is the default number of distinct tag-label combinations.
+	// DefaultMaxSeries is the default number of tag-label combinations kept besides the
+	// untagged one.
 	DefaultMaxSeries = 16
 )
 
@@ -29,8 +31,14 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 type StatsdConfig struct {
 	// TagLabels are the dogstatsd tag keys kept as labels; every other tag is ignored.
 	TagLabels []string
-	// MaxSeries bounds the distinct combinations of TagLabels values; lines bringing a new
-	// combination beyond it are dropped (reason series_limit). 0 means DefaultMaxSeries.
+	// MaxSeries bounds the combinations of TagLabels values kept at once, besides the
+	// untagged one (every tag label empty), which always has its place. A line bringing a
+	// new combination when MaxSeries are kept takes the place of the least recently updated
+	// one, which is dropped (counted as evicted). So values that stop arriving (a burst of
+	// junk, a retired deployment) make way for the ones that keep arriving: nothing can fill
+	// the limit so that real traffic is refused. A combination that comes back after its
+	// eviction starts again from 0, which Prometheus reads as a counter reset. 0 means
+	// DefaultMaxSeries.
 	MaxSeries int
 }
 
@@ -79,7 +87,9 @@ type StatsdSnapshot struct {
 	Dropped      map[string]float64 // by reason, every reason present
 	LastDatagram time.Time          // zero before the first datagram
 	SocketDrops  float64            // datagrams the kernel dropped: the receive buffer was full
-	Groups       []StatsdGroup      // sorted by TagValues
+	// Evicted counts tag-label combinations dropped to make room for a new one.
+	Evicted float64
+	Groups  []StatsdGroup // sorted by TagValues
 }
 
 // StatsdState aggregates datagrams. It is safe for concurrent use; its memory is bounded
@@ -93,29 +103,19 @@ type StatsdState struct {
 	lines     float64
 	dropped   map[string]float64
 	last      time.Time
-	groups    map[string]*StatsdGroup
-	// socket drops: the kernel's count is per socket and 32 bits wide; dropsBase carries
-	// what earlier sockets (or wraps) counted.
-	dropsBase, dropsLast uint64
+	groups    map[string]*statsdSeries
+	// recent orders the tagged combinations, most recently updated first; the untagged
+	// one is not in it and never evicted.
+	recent  *list.List
+	evicted float64
+	drops   socketDrops
 }
 
-// SetSocketDrops records the kernel's cumulative count of datagrams the current socket
-// dropped (SO_RXQ_OVFL).
-func (s *StatsdState) SetSocketDrops(n uint32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if uint64(n) < s.dropsLast { // wrapped
-		s.dropsBase += 1 << 32
-	}
-	s.dropsLast = uint64(n)
-}
-
-// NewSocket starts counting socket drops of a new socket from 0 without losing the past.
-func (s *StatsdState) NewSocket() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropsBase += s.dropsLast
-	s.dropsLast = 0
+// statsdSeries is one combination of tag-label values and its place in the recency list.
+type statsdSeries struct {
+	StatsdGroup
+	key  string
+	elem *list.Element // nil for the untagged combination
 }
 
 // NewStatsdState returns an empty state; cfg must have passed Check.
@@ -123,7 +123,7 @@ func NewStatsdState(cfg StatsdConfig) *StatsdState {
 	if cfg.MaxSeries == 0 {
 		cfg.MaxSeries = DefaultMaxSeries
 	}
-	s := &StatsdState{cfg: cfg, now: time.Now, dropped: map[string]float64{}, groups: map[string]*StatsdGroup{}}
+	s := &StatsdState{cfg: cfg, now: time.Now, dropped: map[string]float64{}, groups: map[string]*statsdSeries{}, recent: list.New()}
 	for _, r := range DropReasons {
 		s.dropped[r] = 0
 	}
@@ -180,16 +180,56 @@ func (s *StatsdState) handleLine(line []byte) string {
 		return DropTags
 	}
 	key := strings.Join(values, "\xff")
-	g := s.groups[key]
-	if g == nil {
-		if len(s.groups) >= s.cfg.MaxSeries {
-			return DropSeriesLimit
+	series := s.groups[key]
+	if series == nil {
+		// A new combination is checked on a fresh group before it takes a place: a line
+		// that is dropped evicts nothing.
+		series = &statsdSeries{key: key, StatsdGroup: StatsdGroup{TagValues: values, Status: map[int]float64{},
+			Logs: map[string]float64{}, Buckets: make([]float64, len(DurationBuckets))}}
+		if reason := apply(&series.StatsdGroup, sample, n, inc); reason != "" {
+			return reason
 		}
-		g = &StatsdGroup{TagValues: values, Status: map[int]float64{}, Logs: map[string]float64{},
-			Buckets: make([]float64, len(DurationBuckets))}
-		s.groups[key] = g
+		s.insert(series)
+		return ""
 	}
-	// Nothing is changed by a line that would leave a value not finite.
+	if reason := apply(&series.StatsdGroup, sample, n, inc); reason != "" {
+		return reason
+	}
+	if series.elem != nil {
+		s.recent.MoveToFront(series.elem)
+	}
+	return ""
+}
+
+// insert adds a new combination; a tagged one takes the place of the least recently
+// updated tagged one when the limit is reached.
+func (s *StatsdState) insert(series *statsdSeries) {
+	s.groups[series.key] = series
+	if untagged(series.TagValues) {
+		return
+	}
+	if s.recent.Len() >= s.cfg.MaxSeries {
+		oldest := s.recent.Back()
+		delete(s.groups, oldest.Value.(*statsdSeries).key)
+		s.recent.Remove(oldest)
+		s.evicted++
+	}
+	series.elem = s.recent.PushFront(series)
+}
+
+func untagged(values []string) bool {
+	for _, v := range values {
+		if v != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// apply adds a sample standing for n events (inc is its value scaled, in seconds for a
+// duration) to g, or changes nothing and returns the reason it is dropped: a value that
+// would not stay finite, or a worker count out of [0, MaxWorkerCount].
+func apply(g *StatsdGroup, sample StatsdSample, n, inc float64) string {
 	switch sample.Metric {
 	case StatsdRequests:
 		if !finite(g.Requests + inc) {
@@ -223,7 +263,7 @@ func (s *StatsdState) handleLine(line []byte) string {
 		if sample.Relative {
 			v += g.Workers
 		}
-		if !finite(v) {
+		if !finite(v) || v < 0 || v > MaxWorkerCount {
 			return DropValue
 		}
 		g.Workers, g.HasWorkers = v, true
@@ -263,13 +303,15 @@ func (s *StatsdState) tagValues(tags []byte) ([]string, bool) {
 func (s *StatsdState) Snapshot() StatsdSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.refreshDrops()
 	snap := StatsdSnapshot{Datagrams: s.datagrams, Lines: s.lines, LastDatagram: s.last,
-		SocketDrops: float64(s.dropsBase + s.dropsLast),
-		Dropped:     make(map[string]float64, len(s.dropped))}
+		SocketDrops: float64(s.drops.total()), Evicted: s.evicted,
+		Dropped: make(map[string]float64, len(s.dropped))}
 	for k, v := range s.dropped {
 		snap.Dropped[k] = v
 	}
-	for _, g := range s.groups {
+	for _, series := range s.groups {
+		g := &series.StatsdGroup
 		c := *g
 		c.TagValues = append([]string(nil), g.TagValues...)
 		c.Buckets = append([]float64(nil), g.Buckets...)

@@ -175,10 +175,10 @@ func TestParseStatsdLine(t *testing.T) {
 }
 
 func TestStatsdStateRatesTagsAndLimits(t *testing.T) {
-	s := NewStatsdState(StatsdConfig{TagLabels: []string{"env"}, MaxSeries: 2})
+	s := NewStatsdState(StatsdConfig{TagLabels: []string{"env"}, MaxSeries: 1})
 	s.HandleDatagram([]byte("gunicorn.requests:1|c|@0.25\ngunicorn.request.duration:20|ms|@0.5\r\n\ngunicorn.workers:3|g\ngunicorn.workers:+2|g"))
-	s.HandleDatagram([]byte("gunicorn.requests:1|c|#env:a,other:ignored"))
-	s.HandleDatagram([]byte("gunicorn.requests:1|c|#env:b"))                       // third combination: over the limit
+	s.HandleDatagram([]byte("gunicorn.requests:1|c|#env:b"))
+	s.HandleDatagram([]byte("gunicorn.requests:1|c|#env:a,other:ignored"))         // takes b's place
 	s.HandleDatagram([]byte("gunicorn.requests:1|c|#env:\xff"))                    // invalid UTF-8
 	s.HandleDatagram([]byte("gunicorn.requests:1|c|#" + strings.Repeat("a,", 40))) // too many tags
 	s.HandleDatagram([]byte("junk\ngunicorn.requests:x|c"))
@@ -188,12 +188,12 @@ func TestStatsdStateRatesTagsAndLimits(t *testing.T) {
 		t.Errorf("datagrams %v lines %v, want 7 and 10", snap.Datagrams, snap.Lines)
 	}
 	wantDrops := map[string]float64{DropSyntax: 1, DropValue: 1, DropType: 0, DropSampleRate: 0, DropUnknown: 0,
-		DropTooLong: 1, DropTags: 2, DropSeriesLimit: 1}
+		DropTooLong: 1, DropTags: 2}
 	if !reflect.DeepEqual(snap.Dropped, wantDrops) {
 		t.Errorf("dropped %v, want %v", snap.Dropped, wantDrops)
 	}
-	if len(snap.Groups) != 2 {
-		t.Fatalf("groups %+v", snap.Groups)
+	if len(snap.Groups) != 2 || snap.Evicted != 1 {
+		t.Fatalf("evicted %v, groups %+v", snap.Evicted, snap.Groups)
 	}
 	g := snap.Groups[0]
 	if g.TagValues[0] != "" || g.Requests != 4 || g.DurationCount != 2 || !near(g.DurationSum, 0.04) || g.Workers != 5 {
@@ -352,6 +352,14 @@ func FuzzParseStatsdLine(f *testing.F) {
 			if s.Value < 0 || s.Value > MaxDurationMillis {
 				t.Fatalf("accepted duration %v from %q", s.Value, line)
 			}
+		case StatsdWorkers:
+			if math.Abs(s.Value) > MaxWorkerCount || s.Value != math.Trunc(s.Value) || (s.Value < 0 && !s.Relative) {
+				t.Fatalf("accepted worker count %v from %q", s.Value, line)
+			}
+		case StatsdBacklog:
+			if s.Value < 0 || s.Value > MaxBacklog || s.Value != math.Trunc(s.Value) {
+				t.Fatalf("accepted backlog %v from %q", s.Value, line)
+			}
 		}
 	})
 }
@@ -369,7 +377,7 @@ func FuzzStatsdDatagram(f *testing.F) {
 		s := NewStatsdState(StatsdConfig{TagLabels: []string{"env", "svc"}, MaxSeries: 4})
 		s.HandleDatagram(d)
 		snap := s.Snapshot()
-		if len(snap.Groups) > 4 {
+		if len(snap.Groups) > 4+1 { // and the untagged one
 			t.Fatalf("%d groups over the limit", len(snap.Groups))
 		}
 		// One datagram of lines within the bounds adds at most 64 KiB/8 lines x 1e12 to any
@@ -382,10 +390,13 @@ func FuzzStatsdDatagram(f *testing.F) {
 			for _, v := range g.Logs {
 				vs = append(vs, v)
 			}
-			for i, v := range vs {
-				if !finite(v) || (i != 3 && v < 0) {
+			for _, v := range vs {
+				if !finite(v) || v < 0 {
 					t.Fatalf("bad group %+v", g)
 				}
+			}
+			if g.Workers > MaxWorkerCount || g.Workers != math.Trunc(g.Workers) || g.Backlog > MaxBacklog {
+				t.Fatalf("gauge out of bounds in %+v", g)
 			}
 		}
 	})
@@ -423,7 +434,7 @@ func TestStatsdSocketDropsCounted(t *testing.T) {
 		}
 		received++
 		st.HandleDatagram(buf[:n])
-		if d, ok := socketDrops(oob[:oobn]); ok {
+		if d, ok := datagramDrops(oob[:oobn]); ok {
 			st.SetSocketDrops(d)
 		}
 		return true

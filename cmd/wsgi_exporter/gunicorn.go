@@ -34,7 +34,7 @@ func init() {
 				"Comma-separated dogstatsd tag keys (gunicorn --dogstatsd-tags) kept as labels of the gunicorn_statsd_* series; other tags are ignored.").
 				Default("").String(),
 			statsdMaxSeries: app.Flag("gunicorn.statsd-max-series",
-				"Most distinct combinations of tag-label values per statsd listener; lines bringing more are dropped (reason series_limit).").
+				"Most combinations of tag-label values kept per statsd listener, besides the untagged one; a new combination takes the place of the least recently updated (counted in gunicorn_statsd_series_evicted_total).").
 				Default("16").Int(),
 		}
 	})
