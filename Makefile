@@ -67,6 +67,22 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Side by side with the peer exporters (docs/benchmarks.md); a benchmark, not part of `make test`.
+# Builds wsgi_exporter unless OURS is given; the peers are built as docs/benchmarks.md says.
+.PHONY: bench-peers
+bench-peers:
+	@if [ -z "$(UWSGI_EXPORTER)" ] || [ -z "$(NGINX_EXPORTER)" ] || [ -z "$(STATSD_EXPORTER)" ]; then \
+		echo "usage: make bench-peers UWSGI_EXPORTER=PATH NGINX_EXPORTER=PATH STATSD_EXPORTER=PATH [OURS=PATH]"; \
+		echo "       [PEERS_ARGS='--workers 4,64'] [STATSD_PEERS_ARGS='--rates 20000']"; \
+		echo "(paths of timonwong/uwsgi_exporter, nginxinc/nginx-prometheus-exporter and"; \
+		echo " prometheus/statsd_exporter binaries: see docs/benchmarks.md to build them)"; \
+		exit 2; \
+	fi
+	@ours="$(OURS)"; if [ -z "$$ours" ]; then ours=.build/bench/wsgi_exporter; \
+		$(GO) build -o $$ours ./cmd/wsgi_exporter || exit 1; fi; \
+	bench/peers.sh --uwsgi-exporter "$(UWSGI_EXPORTER)" --nginx-exporter "$(NGINX_EXPORTER)" --ours "$$ours" $(PEERS_ARGS) && \
+	bench/statsd_peers.sh --statsd-exporter "$(STATSD_EXPORTER)" --ours "$$ours" $(STATSD_PEERS_ARGS)
+
 # Every fuzz target of every package, FUZZTIME each (go test fuzzes one target at a time).
 # Fails when no target is found, so a renamed target cannot make it pass by fuzzing nothing.
 FUZZTIME ?= 30s
