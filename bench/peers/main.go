@@ -149,15 +149,22 @@ func main() {
 		dir = d
 	}
 
-	// On SIGINT or SIGTERM stop what was started, then exit.
+	// On SIGINT, SIGTERM, SIGHUP or SIGPIPE (output piped into head) stop what was started, then exit.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// The run then fails (its servers are gone, nothing more may start); the work directory is
+	// removed once it has returned, so that it cannot create files there again.
 	var interrupted atomic.Bool
+	runDone := make(chan struct{})
 	go func() {
 		s := <-sig
 		interrupted.Store(true)
 		fmt.Fprintf(os.Stderr, "\n%v: stopping the processes started here\n", s)
 		stopAll()
+		select {
+		case <-runDone:
+		case <-time.After(10 * time.Second):
+		}
 		if !*keep && *workDir == "" {
 			os.RemoveAll(dir)
 		}
@@ -167,6 +174,7 @@ func main() {
 	fmt.Printf("machine: %s; %s\n", machine(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("work directory: %s\n", dir)
 	err := run(dir)
+	close(runDone)
 	if interrupted.Load() {
 		select {} // the signal handler stops everything and exits
 	}
