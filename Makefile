@@ -98,6 +98,16 @@ fuzz:
 	if [ $$n -eq 0 ]; then echo "no fuzz target found" >&2; exit 1; fi; \
 	echo "fuzzed $$n targets for $(FUZZTIME) each"
 
+# The whole stack on loopback (nginx, uWSGI, gunicorn, the exporter, Prometheus with the rules,
+# traffic); Ctrl-C stops it. `make demo-stop` stops a demo started elsewhere (scripts/demo.sh).
+.PHONY: demo
+demo:
+	./scripts/demo.sh run
+
+.PHONY: demo-stop
+demo-stop:
+	./scripts/demo.sh stop
+
 .PHONY: docker
 docker: build
 	docker build -t wsgi-exporter:latest --build-arg ARCH=$$($(GO) env GOARCH) --build-arg OS=$$($(GO) env GOOS) .

@@ -10,6 +10,7 @@ packages=(
   python3-prometheus-client         # prometheus_client 0.16 (multiprocess mode)
   prometheus                        # promtool and a real Prometheus server
   wrk                               # load generator for benchmarks
+  chromium                          # headless browser: the landing page test
   procps psmisc curl ca-certificates openssl
 )
 
@@ -27,10 +28,16 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Debian starts a packaged daemon when it installs it (nginx on port 80, Prometheus on 9090);
+# the tests and the demo start their own on free ports. policy-rc.d, Debian's switch for this,
+# forbids starting services during the install (no daemon is started, none has to be killed);
+# it is removed afterwards unless it was there before.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# scripts/install-test-deps.sh (wsgi_exporter): no service starts during its apt-get install\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts packaged daemons where it can; the tests start their own on free ports.
-for svc in nginx prometheus; do
-  pkill -x "$svc" 2>/dev/null || true
-done
 echo "test dependencies: installed ${missing[*]}"
