@@ -43,25 +43,46 @@ $(STATICCHECK):
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
-# promu builds releases from .promu.yml. Where promu cannot be installed, `make build` does the
-# same build with go build and the same version ldflags.
+# promu builds releases from .promu.yml: `make build` (promu build), `make crossbuild` (every
+# platform into .build/<os>-<arch>/), `make tarballs` (.tarballs/*.tar.gz and sha256sums.txt).
+# Where promu cannot be installed (the module proxy may refuse it), the same targets make the
+# same files with go build, tar and sha256sum (scripts/crossbuild.sh, scripts/tarballs.sh).
+# USE_PROMU=yes|no forces the choice. docs/install.md describes the artifacts.
 VERSION   := $(shell cat VERSION)
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
 BRANCH    := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 BUILD_DIR := .build/$(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+PREFIX    ?= $(BUILD_DIR)
 VERSION_PKG := github.com/prometheus/common/version
+# As .promu.yml's ldflags render, with the -extldflags '-static' promu adds for static builds.
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(shell id -un)@$(shell hostname) \
-	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S) -extldflags '-static'
+# yes when promu is installed or installs now (evaluated where used; a sub-make gets the answer).
+USE_PROMU ?= $(shell if command -v $(PROMU) >/dev/null 2>&1 || env -u GOOS -u GOARCH -u GOARM $(GO) install github.com/prometheus/promu@$(PROMU_VERSION) >/dev/null 2>&1; then echo yes; else echo no; fi)
+# Release scripts get the same tools and answers as the Makefile.
+RELEASE_ENV = MAKE="$(MAKE)" GO="$(GO)" PROMU="$(PROMU)" USE_PROMU="$(USE_PROMU)"
 
 .PHONY: build
 build:
-	@if command -v $(PROMU) >/dev/null 2>&1 || $(GO) install github.com/prometheus/promu@$(PROMU_VERSION) 2>/dev/null; then \
-		$(PROMU) build --prefix $(BUILD_DIR); \
+	@if [ "$(USE_PROMU)" = yes ]; then \
+		echo "$(PROMU) build --prefix $(PREFIX)"; \
+		$(PROMU) build --prefix $(PREFIX); \
 	else \
-		echo "promu not available: go build with the same ldflags"; \
-		CGO_ENABLED=0 $(GO) build -tags netgo -ldflags "$(LDFLAGS)" -o $(BUILD_DIR)/wsgi_exporter ./cmd/wsgi_exporter; \
+		echo "promu not available: go build with the same flags and ldflags into $(PREFIX)"; \
+		CGO_ENABLED=0 $(GO) build -tags netgo -ldflags "$(LDFLAGS)" -o $(PREFIX)/wsgi_exporter ./cmd/wsgi_exporter; \
 	fi
+
+# PLATFORMS="linux/amd64 linux/arm64" builds only those (default: .promu.yml's crossbuild list).
+.PHONY: crossbuild
+crossbuild:
+	$(RELEASE_ENV) PLATFORMS="$(PLATFORMS)" ./scripts/crossbuild.sh
+
+# Packs what .build/ holds (after crossbuild) into fresh .tarballs/.
+.PHONY: tarballs
+tarballs: crossbuild
+	rm -rf .tarballs
+	$(RELEASE_ENV) ./scripts/tarballs.sh
 
 .PHONY: bench
 bench:
@@ -108,10 +129,31 @@ demo:
 demo-stop:
 	./scripts/demo.sh stop
 
+# The prometheus-community image layout: one image per architecture,
+# $(DOCKER_REPO)/$(DOCKER_IMAGE_NAME)-linux-<arch>:$(DOCKER_IMAGE_TAG), on
+# quay.io/prometheus/busybox-linux-<arch>, and (podman) the manifest list
+# $(DOCKER_REPO)/$(DOCKER_IMAGE_NAME):$(DOCKER_IMAGE_TAG) tying them together. Built with docker
+# where a daemon answers, with podman otherwise (DOCKER_ENGINE=docker|podman forces one).
+DOCKER_ARCHS      ?= amd64 arm64
+DOCKER_REPO       ?= wsgi-exporter
+DOCKER_IMAGE_NAME ?= wsgi-exporter
+DOCKER_IMAGE_TAG  ?= v$(VERSION)
+DOCKER_ENGINE     ?= auto
+DOCKER_ENV = DOCKER_ARCHS="$(DOCKER_ARCHS)" DOCKER_REPO="$(DOCKER_REPO)" DOCKER_IMAGE_NAME="$(DOCKER_IMAGE_NAME)" \
+	DOCKER_IMAGE_TAG="$(DOCKER_IMAGE_TAG)" DOCKER_ENGINE="$(DOCKER_ENGINE)" VERSION="$(VERSION)" REVISION="$(REVISION)"
+
 .PHONY: docker
-docker: build
-	docker build -t wsgi-exporter:latest --build-arg ARCH=$$($(GO) env GOARCH) --build-arg OS=$$($(GO) env GOOS) .
+docker:
+	$(MAKE) --no-print-directory crossbuild PLATFORMS="$(addprefix linux/,$(DOCKER_ARCHS))" USE_PROMU="$(USE_PROMU)"
+	$(DOCKER_ENV) ./scripts/docker-build.sh
+
+# For tests only: as `make docker`, but where quay.io cannot be reached the base is a LOCAL
+# STAND-IN built by scripts/busybox-standin.sh (podman only; it says so loudly).
+.PHONY: docker-test
+docker-test:
+	$(MAKE) --no-print-directory crossbuild PLATFORMS="$(addprefix linux/,$(DOCKER_ARCHS))" USE_PROMU="$(USE_PROMU)"
+	$(DOCKER_ENV) BASE_STANDIN=auto ./scripts/docker-build.sh
 
 .PHONY: clean
 clean:
-	rm -rf .build wsgi_exporter
+	rm -rf .build .tarballs .release wsgi_exporter
