@@ -160,10 +160,17 @@ type Exporter struct {
 // StartExporter runs the built binary with args on a free port and waits until it is healthy.
 func StartExporter(t testing.TB, args ...string) *Exporter {
 	t.Helper()
+	return StartExporterBin(t, exporterBin, args...)
+}
+
+// StartExporterBin is StartExporter with the wsgi_exporter binary at bin (e.g. one taken
+// from a release tarball or image).
+func StartExporterBin(t testing.TB, bin string, args ...string) *Exporter {
+	t.Helper()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args = append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)
-	p := Start(t, "", nil, exporterBin, args...)
+	p := Start(t, "", nil, bin, args...)
 	x := &Exporter{Process: p, URL: "http://" + addr}
 	WaitFor(t, 10*time.Second, "exporter healthy", func() bool {
 		if p.Exited() {

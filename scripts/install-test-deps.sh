@@ -11,6 +11,7 @@ packages=(
   prometheus                        # promtool and a real Prometheus server
   wrk                               # load generator for benchmarks
   chromium                          # headless browser: the landing page test
+  podman busybox-static             # the release test builds the image (busybox: its stand-in base)
   procps psmisc curl ca-certificates openssl
 )
 
