@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the release scripts: reads what they need from .promu.yml, so that promu and the
 # scripts build from one list. It reads the subset of YAML that file uses: top-level sections,
 # keys indented by two spaces, list items ("- value") below them.
