@@ -65,7 +65,7 @@ func (r *ProcReader) heartbeatAge(st syscall.Stat_t) float64 {
 			return clampAge(now - mtime)
 		}
 	}
-	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	ctime := time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)) // int32 fields on 32-bit platforms
 	return clampAge(r.Now().Sub(ctime).Seconds())
 }
 

@@ -42,7 +42,7 @@ func fakeWorker(t testing.TB, dir string, mtime *time.Time) (*exec.Cmd, time.Tim
 	f.Close()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	waitSleeping(t, cmd.Process.Pid)
-	return cmd, time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	return cmd, time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec))
 }
 
 // waitSleeping waits until pid has finished starting and sleeps (state S), so that its
