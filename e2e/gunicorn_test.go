@@ -72,7 +72,7 @@ func gunicornStart(t *testing.T, dir, pidfile string, statsdPort int, workers in
 func gunicornWait(t *testing.T, x *Exporter, what string, cond func(m Metrics) bool) Metrics {
 	t.Helper()
 	var last Metrics
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		last = x.Scrape(t)
 		if cond(last) {
@@ -300,7 +300,7 @@ func TestGunicornProcAndStatsd(t *testing.T) {
 		// Each worker exits after its 3rd request: 12 requests retire 4 workers, so gunicorn
 		// boots 2 + 4.
 		booted := func() int { return strings.Count(g2.Output(), "Booting worker with pid") }
-		WaitFor(t, 20*time.Second, "gunicorn to boot 6 workers", func() bool { return booted() == 6 })
+		WaitFor(t, 60*time.Second, "gunicorn to boot 6 workers", func() bool { return booted() == 6 })
 		gunicornWait(t, x, "4 replacements counted", func(m Metrics) bool {
 			return m.Sum("gunicorn_workers", pf) == 2 && m.Sum("gunicorn_workers_started_total", pf) == 2+4
 		})
@@ -351,7 +351,7 @@ func TestGunicornUSR2Upgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	var newPID string
-	WaitFor(t, 20*time.Second, "the new master's pidfile", func() bool {
+	WaitFor(t, 60*time.Second, "the new master's pidfile", func() bool {
 		b, err := os.ReadFile(pidfile + ".2")
 		newPID = strings.TrimSpace(string(b))
 		return err == nil && newPID != ""
@@ -373,7 +373,7 @@ func TestGunicornUSR2Upgrade(t *testing.T) {
 	if err := g.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(t, 20*time.Second, "the promotion", func() bool {
+	WaitFor(t, 60*time.Second, "the promotion", func() bool {
 		b, err := os.ReadFile(pidfile)
 		_, err2 := os.Stat(pidfile + ".2")
 		return err == nil && strings.TrimSpace(string(b)) == newPID && os.IsNotExist(err2)
