@@ -18,13 +18,15 @@ import (
 )
 
 // DefaultMaxResponseSize caps a stats document. A gevent instance with thousands of cores
-// writes a few MB; beyond the cap the read stops with reason too_large.
+// writes a few MB; beyond the cap the read stops with reason too_large. The cap bounds the
+// bytes read and so the time a decode takes; the memory is bounded by Limits.
 const DefaultMaxResponseSize = 32 << 20
 
 // Client reads the stats document of one address. It is safe for concurrent use.
 type Client struct {
 	addr    Address
 	maxSize int64
+	limits  Limits
 	http    *http.Client
 	dialer  net.Dialer
 }
@@ -36,15 +38,17 @@ type ClientOptions struct {
 	// TLS is the client configuration toward an https:// stats server; nil means the system
 	// roots with verification on.
 	TLS *tls.Config
+	// Limits caps what is kept of a document (zero fields: DefaultLimits).
+	Limits Limits
 }
 
-// NewClient returns a client for addr. Every read is bounded by opts.MaxSize and by its
-// context's deadline.
+// NewClient returns a client for addr. Every read is bounded by opts.MaxSize, opts.Limits and
+// its context's deadline.
 func NewClient(addr Address, opts ClientOptions) *Client {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxResponseSize
 	}
-	c := &Client{addr: addr, maxSize: opts.MaxSize}
+	c := &Client{addr: addr, maxSize: opts.MaxSize, limits: opts.Limits}
 	if addr.Transport == HTTP {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil // a stats endpoint is local; an environment proxy is never wanted
@@ -77,38 +81,36 @@ func (c *Client) SetHTTPTransport(rt http.RoundTripper) {
 // Address is the address the client reads.
 func (c *Client) Address() Address { return c.addr }
 
-// Stats reads and decodes the stats document.
+// Stats reads and decodes the stats document as it arrives (the document is never held
+// whole: see DecodeFrom), under ctx's deadline, the size cap and the client's Limits. Errors
+// carry a fetch reason: connect, timeout, read, too_large, http_status, decode, not_found,
+// permission, other.
 func (c *Client) Stats(ctx context.Context) (*Stats, error) {
-	b, err := c.Fetch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return Decode(b)
-}
-
-// Fetch reads the raw stats document under ctx and the size cap. Errors carry a fetch
-// reason: connect, timeout, read, too_large, http_status, not_found, permission.
-func (c *Client) Fetch(ctx context.Context) ([]byte, error) {
 	var (
-		b   []byte
+		st  *Stats
 		err error
 	)
 	switch c.addr.Transport {
 	case TCP:
-		b, err = c.stream(ctx, "tcp", c.addr.Host)
+		st, err = c.stream(ctx, "tcp", c.addr.Host)
 	case Unix:
-		b, err = c.stream(ctx, "unix", c.addr.Path)
+		st, err = c.stream(ctx, "unix", c.addr.Path)
 	case HTTP:
-		b, err = c.fetchHTTP(ctx)
+		st, err = c.fetchHTTP(ctx)
 	case File:
-		b, err = c.readFile()
+		st, err = c.readFile(ctx)
 	default:
 		return nil, fmt.Errorf("unsupported transport %q", c.addr.Transport)
 	}
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
-	return b, nil
+	return st, nil
+}
+
+// decode reads the document from r.
+func (c *Client) decode(r io.Reader) (*Stats, error) {
+	return DecodeFrom(r, c.maxSize, c.limits)
 }
 
 // classify makes a deadline that passed during a read a timeout, whichever of the socket
@@ -146,7 +148,7 @@ func dialError(network, address string, err error) error {
 }
 
 // stream dials the stats server, which writes its document and closes the connection.
-func (c *Client) stream(ctx context.Context, network, address string) ([]byte, error) {
+func (c *Client) stream(ctx context.Context, network, address string) (*Stats, error) {
 	conn, err := c.dialer.DialContext(ctx, network, address)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -154,10 +156,15 @@ func (c *Client) stream(ctx context.Context, network, address string) ([]byte, e
 		}
 		return nil, dialError(network, address, err)
 	}
-	return fetch.ReadConn(ctx, conn, c.maxSize)
+	var st *Stats
+	err = fetch.WithConn(ctx, conn, func(r io.Reader) error {
+		st, err = c.decode(r)
+		return err
+	})
+	return st, err
 }
 
-func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
+func (c *Client) fetchHTTP(ctx context.Context) (*Stats, error) {
 	reqCtx, handshakeFailed := tlsconfig.TraceHandshake(ctx, strings.HasPrefix(c.addr.URL, "https:"))
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.addr.URL, nil)
 	if err != nil {
@@ -186,13 +193,18 @@ func (c *Client) fetchHTTP(ctx context.Context) ([]byte, error) {
 	if resp.ContentLength > c.maxSize {
 		return nil, fetch.Errorf(fetch.ReasonTooLarge, "GET %s: Content-Length %d is over the %d byte limit", c.addr.URL, resp.ContentLength, c.maxSize)
 	}
-	return fetch.ReadAll(resp.Body, c.maxSize)
+	return c.decode(fetch.ContextReader(ctx, resp.Body))
 }
 
-func (c *Client) readFile() ([]byte, error) {
+func (c *Client) readFile(ctx context.Context) (*Stats, error) {
 	// O_NONBLOCK: if the path is (or is swapped for) a FIFO, opening it must not wait for a
 	// writer; the type is then checked on the opened file, so nothing can change in between.
-	f, err := os.OpenFile(c.addr.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// O_NOFOLLOW: the file itself may not be a symbolic link, so the exporter reads the file
+	// it was told to and no other.
+	f, err := os.OpenFile(c.addr.Path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fetch.Errorf(fetch.ReasonOther, "%s is a symbolic link: name the file it points to", c.addr.Path)
+	}
 	if err != nil {
 		return nil, err // not_found / permission by fetch.ReasonOf
 	}
@@ -209,6 +221,7 @@ func (c *Client) readFile() ([]byte, error) {
 		// Fail before reading: the cap is there so an oversized document costs nothing.
 		return nil, fetch.Errorf(fetch.ReasonTooLarge, "%s holds %d bytes, over the %d byte limit", c.addr.Path, fi.Size(), c.maxSize)
 	}
-	// Still bounded: the file may grow after the Stat.
-	return fetch.ReadAll(f, c.maxSize)
+	// Still bounded: the file may grow after the Stat. The reader stops at ctx's deadline: a
+	// decode abandoned by its scrape ends at its next read.
+	return c.decode(fetch.ContextReader(ctx, f))
 }

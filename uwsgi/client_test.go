@@ -69,14 +69,26 @@ func writeDoc(doc []byte) func(net.Conn) {
 // hang never answers: it holds the connection until the peer goes away.
 func hang(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
 
-// endless writes bytes until the peer goes away.
-func endless(c net.Conn) {
-	buf := []byte(strings.Repeat(`{"a":1}`, 4096))
-	for {
-		if _, err := c.Write(buf); err != nil {
-			return
-		}
+// endless writes a stats document that never ends until the peer goes away.
+func endless(c net.Conn) { _, _ = io.Copy(c, endlessDoc()) }
+
+// endlessDoc is a stats document that never ends: {"workers":[{},{},{},…
+func endlessDoc() io.Reader {
+	return io.MultiReader(strings.NewReader(`{"workers":[{}`), &repeatReader{s: ",{}"})
+}
+
+// repeatReader repeats s forever.
+type repeatReader struct {
+	s   string
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = r.s[r.off]
+		r.off = (r.off + 1) % len(r.s)
 	}
+	return len(p), nil
 }
 
 func fetchReason(t testing.TB, addr string, maxSize int64, timeout time.Duration) (*Stats, error) {
@@ -200,13 +212,13 @@ func TestHTTPTransport(t *testing.T) {
 	_, err = client(t, httpmock.NewBytesResponder(200, doc[:100]), 0).Stats(ctx(5 * time.Second))
 	wantReason(t, err, fetch.ReasonDecode)
 
-	big := make([]byte, 2<<20)
+	big, _ := io.ReadAll(io.LimitReader(endlessDoc(), 2<<20))
 	_, err = client(t, httpmock.NewBytesResponder(200, big), 1<<20).Stats(ctx(5 * time.Second))
 	wantReason(t, err, fetch.ReasonTooLarge)
 
 	// A body that never ends, without Content-Length.
 	endlessBody := func(*http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 200, Status: "200 OK", ContentLength: -1, Body: io.NopCloser(zeroes{}), Header: http.Header{}}, nil
+		return &http.Response{StatusCode: 200, Status: "200 OK", ContentLength: -1, Body: io.NopCloser(endlessDoc()), Header: http.Header{}}, nil
 	}
 	_, err = client(t, endlessBody, 1<<20).Stats(ctx(5 * time.Second))
 	wantReason(t, err, fetch.ReasonTooLarge)
@@ -243,15 +255,6 @@ func TestHTTPRealServer(t *testing.T) {
 	if len(st.Workers) != 4 {
 		t.Fatalf("%v", st)
 	}
-}
-
-type zeroes struct{}
-
-func (zeroes) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = ' '
-	}
-	return len(p), nil
 }
 
 func TestFileTransport(t *testing.T) {

@@ -5,16 +5,12 @@
 package uwsgi
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-
-	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // Stats is the document the uWSGI master writes on its stats socket. Every field is optional
-// in the JSON: a missing key leaves the zero value (and a nil slice or map).
+// in the JSON: a missing key leaves the zero value (and a nil slice or map). The JSON tags
+// document the keys; Decode reads them with its own schema (decode.go), not with the tags.
 type Stats struct {
 	Version           string             `json:"version"`
 	ListenQueue       uint64             `json:"listen_queue"`
@@ -28,11 +24,16 @@ type Stats struct {
 	Daemons           []Daemon           `json:"daemons"`
 	Locks             []map[string]int64 `json:"locks"` // lock name -> pid holding it (0: free)
 	Caches            []Cache            `json:"caches"`
-	Metrics           map[string]Metric  `json:"metrics"` // --enable-metrics
-	Sockets           []Socket           `json:"sockets"`
-	Workers           []Worker           `json:"workers"`
-	Spoolers          []Spooler          `json:"spoolers"`
-	Crons             []Cron             `json:"crons"`
+	// Metrics is the metrics subsystem (--enable-metrics) by name, without uWSGI's built-in
+	// per-worker and per-core metrics (worker.<N>.…), which repeat Workers.
+	Metrics  map[string]Metric `json:"metrics"`
+	Sockets  []Socket          `json:"sockets"`
+	Workers  []Worker          `json:"workers"`
+	Spoolers []Spooler         `json:"spoolers"`
+	Crons    []Cron            `json:"crons"`
+
+	// Dropped counts what Decode left out to stay within its Limits (nothing, normally).
+	Dropped Dropped `json:"-"`
 }
 
 // Daemon is an --attach-daemon process. Its command line is decoded but should not be
@@ -184,57 +185,6 @@ type Cron struct {
 	Legion    string `json:"legion"`
 	PID       int64  `json:"pid"`
 	StartedAt uint64 `json:"started_at"`
-}
-
-// Decode parses a stats document. Anything that is not one JSON object of the expected
-// shape is an error with reason decode.
-func Decode(b []byte) (*Stats, error) {
-	t := bytes.TrimLeft(b, " \t\r\n")
-	if len(t) == 0 {
-		return nil, fetch.Errorf(fetch.ReasonDecode, "empty stats document")
-	}
-	if t[0] != '{' {
-		return nil, fetch.Errorf(fetch.ReasonDecode, "stats document is not a JSON object (starts with %q)", t[:min(len(t), 16)])
-	}
-	s := new(Stats)
-	err := json.Unmarshal(t, s)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		// uWSGI escapes only \t, \n, \r, " and \ in request variables, and nothing in
-		// names: a request for /a%01b in progress puts a raw control byte in the
-		// document. Blank such bytes inside strings and try once more.
-		if fixed, ok := blankControlBytes(t); ok {
-			s = new(Stats)
-			err = json.Unmarshal(fixed, s)
-		}
-	}
-	if err != nil {
-		return nil, fetch.Errorf(fetch.ReasonDecode, "decoding stats JSON: %w", err)
-	}
-	return s, nil
-}
-
-// blankControlBytes returns a copy of b with the control bytes (< 0x20) that appear inside
-// JSON strings replaced by spaces, and whether there were any.
-func blankControlBytes(b []byte) ([]byte, bool) {
-	var out []byte
-	inString, escaped := false, false
-	for i, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString && c < 0x20:
-			if out == nil {
-				out = bytes.Clone(b)
-			}
-			out[i] = ' '
-		}
-	}
-	return out, out != nil
 }
 
 // String summarises s for messages.

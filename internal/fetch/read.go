@@ -64,25 +64,57 @@ func nextSize(c, top int64) int {
 // ReadConn reads a stream connection to EOF under ctx's deadline and the size limit, then
 // closes it. Cancelling ctx interrupts a blocked read.
 func ReadConn(ctx context.Context, conn net.Conn, limit int64) ([]byte, error) {
+	var b []byte
+	err := WithConn(ctx, conn, func(r io.Reader) error {
+		var err error
+		b, err = ReadAll(r, limit)
+		return err
+	})
+	return b, err
+}
+
+// WithConn runs read on a stream connection under ctx: the connection's deadline is ctx's,
+// and cancelling ctx interrupts a blocked read at once. It closes the connection. An error of
+// read after ctx ended, or caused by the deadline, has reason timeout.
+func WithConn(ctx context.Context, conn net.Conn, read func(io.Reader) error) error {
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
-			return nil, Wrap(ReasonRead, err)
+			return Wrap(ReasonRead, err)
 		}
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	b, err := ReadAll(conn, limit)
+	err := read(conn)
 	// A read that hits the socket deadline (set to ctx's deadline) can return before ctx itself
 	// reports expiry: both are the scrape running out of time.
 	if err != nil && (ctx.Err() != nil || ReasonOf(err) == ReasonTimeout) {
 		if ctx.Err() != nil {
-			return nil, Errorf(ReasonTimeout, "reading: %w", ctx.Err())
+			return Errorf(ReasonTimeout, "reading: %w", ctx.Err())
 		}
-		return nil, Errorf(ReasonTimeout, "reading: %w", context.DeadlineExceeded)
+		return Errorf(ReasonTimeout, "reading: %w", context.DeadlineExceeded)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading: %w", err)
+		return fmt.Errorf("reading: %w", err)
 	}
-	return b, nil
+	return nil
+}
+
+// ContextReader returns a reader of r that fails with ctx's error, reason timeout, once ctx
+// is done: whoever reads (a decoder) stops at its next read after the deadline, even when r
+// itself would not (a file).
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, Errorf(ReasonTimeout, "reading: %w", err)
+	}
+	return c.r.Read(p)
 }
