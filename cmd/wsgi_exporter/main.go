@@ -103,8 +103,8 @@ func run(args []string, stdout, stderr *os.File) int {
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	if _, err := app.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
-		return 2
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, flagError(app, args, err))
+		return exitConfig
 	}
 	if *s.maxTimeout <= 0 {
 		fmt.Fprintf(stderr, "%s: --scrape.max-timeout must be positive, got %v\n", exporterName, *s.maxTimeout)
@@ -114,6 +114,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	logger := promslog.New(s.logConfig)
 	logger.Info("starting "+exporterName, "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
+	if err := checkWebConfig(*s.toolkitFlags.WebConfigFile); err != nil {
+		logger.Error("invalid configuration", "err", err)
+		return exitConfig
+	}
 
 	var sources []collector.Source
 	c := common{Timeout: *s.timeout, Logger: logger, ProcFS: *s.procfs, ProcFSFlag: "--path.procfs"}
@@ -125,6 +129,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		sources = append(sources, built...)
 	}
+	logSources(logger, sources)
 	if len(sources) == 0 {
 		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
 	}
