@@ -12,6 +12,7 @@ packages=(
   wrk                               # load generator for benchmarks
   chromium                          # headless browser: the landing page test
   podman busybox-static             # the release test builds the image (busybox: its stand-in base)
+  redis-server python3-redis        # Redis store of gunicorn-prometheus-exporter (test writer)
   procps psmisc curl ca-certificates openssl
 )
 

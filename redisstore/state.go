@@ -1,0 +1,309 @@
+package redisstore
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
+)
+
+// What a store keeps between reads.
+//
+// A .db file is never shortened while its application runs: the counts of a worker stay in
+// the merge after the worker went idle or died. The Redis store loses them when their keys
+// expire (the writer refreshes a key's TTL only when it writes that key: an idle worker's
+// keys, and a histogram's rarely hit buckets even in a busy worker, expire) or are deleted;
+// the merged counter then falls, which Prometheus takes for a reset. To keep the merge what
+// the files would give, the last value of a vanished counter, histogram or summary entry
+// keeps counting:
+//   - held, per worker, for the resume window: when the key comes back (the worker writes
+//     its whole value again), the held value gives way to it if the new value is not lower
+//     (the same worker resumed); if it is lower (a new process with a reused pid, or keys
+//     deleted and written afresh), the held value is folded;
+//   - then folded into a total per series, for as long as the store is read.
+//
+// A value lower than the one of the previous read (for a counter, a bucket or a summary's
+// count) is folded the same way, and so is the _sum of that series at the same read.
+// Gauges are not kept: a vanished gauge is gone, as with the Python sidecar.
+
+type role uint8
+
+const (
+	roleOther role = iota // gauges, and samples the merge drops
+	roleMono              // counter _total, histogram bucket, summary _count: never fall
+	roleSum               // histogram and summary _sum: may fall (negative observations)
+)
+
+// entry is a metric key's metadata, as read once.
+type entry struct {
+	file  multiproc.FileName
+	db    string // file.DBName(): the merge order
+	raw   string // original_key
+	key   *multiproc.Key
+	role  role
+	last  float64 // the value of the latest read
+	has   bool
+	seen  uint64 // the latest read that met it
+	known bool   // in state.known
+}
+
+func newEntry(n Name, raw string, k *multiproc.Key) *entry {
+	f := multiproc.FileName{Type: n.Type, Mode: n.Mode, ID: n.PID, PIDLabel: n.PID}
+	return &entry{file: f, db: f.DBName(), raw: raw, key: k, role: roleOf(k, n.Type)}
+}
+
+func roleOf(k *multiproc.Key, typ string) role {
+	switch typ {
+	case multiproc.TypeCounter:
+		if k.Sample == k.Metric+"_total" {
+			return roleMono
+		}
+	case multiproc.TypeSummary:
+		switch k.Sample {
+		case k.Metric + "_count":
+			return roleMono
+		case k.Metric + "_sum":
+			return roleSum
+		}
+	case multiproc.TypeHistogram:
+		if slices.ContainsFunc(k.Labels, func(l multiproc.Label) bool { return l.Name == "le" }) {
+			return roleMono
+		}
+		if k.Sample == k.Metric+"_sum" {
+			return roleSum
+		}
+	}
+	return roleOther
+}
+
+// seriesID names the series of an entry within its worker: buckets and _sum of one
+// histogram series share it.
+func (e *entry) seriesID() string {
+	var b strings.Builder
+	b.WriteString(e.db)
+	b.WriteByte(0)
+	b.WriteString(e.key.Metric)
+	for _, l := range e.key.Labels {
+		if l.Name == "le" {
+			continue
+		}
+		b.WriteByte(0)
+		b.WriteString(l.Name)
+		b.WriteByte(1)
+		b.WriteString(l.Value)
+	}
+	return b.String()
+}
+
+type held struct {
+	e     *entry
+	v     float64
+	since time.Time
+}
+
+type foldKey struct{ typ, raw string }
+
+type folded struct {
+	key *multiproc.Key
+	v   float64
+}
+
+type state struct {
+	epoch   uint64
+	known   map[string]*entry // by metric key name
+	held    map[string]*held  // by metric key name
+	folded  map[foldKey]*folded
+	keys    map[string]*multiproc.Key // parsed original keys
+	badKeys map[string]struct{}
+
+	maxFolded int
+}
+
+func newState(maxFolded int) *state {
+	return &state{known: map[string]*entry{}, held: map[string]*held{}, folded: map[foldKey]*folded{},
+		keys: map[string]*multiproc.Key{}, badKeys: map[string]struct{}{}, maxFolded: maxFolded}
+}
+
+// lookup returns the entry of a key name met before (read or held), or nil.
+func (st *state) lookup(name string) *entry {
+	if e := st.known[name]; e != nil {
+		return e
+	}
+	if h := st.held[name]; h != nil {
+		return h.e
+	}
+	return nil
+}
+
+// key parses an original key once; nil for one that is not a prometheus_client key.
+func (st *state) key(raw string) *multiproc.Key {
+	if k := st.keys[raw]; k != nil {
+		return k
+	}
+	if _, bad := st.badKeys[raw]; bad {
+		return nil
+	}
+	k, err := multiproc.ParseKey([]byte(raw))
+	if err != nil {
+		if len(st.badKeys) >= 10000 {
+			clear(st.badKeys)
+		}
+		st.badKeys[raw] = struct{}{}
+		return nil
+	}
+	st.keys[raw] = k
+	return k
+}
+
+// feed is one sample given to the merge.
+type feed struct {
+	e     *entry
+	v, ts float64
+}
+
+// finish updates the kept values with a successful read and merges it.
+func (st *state) finish(r *read, o Options) {
+	now := o.Now()
+	snap := r.snap
+	st.epoch++
+	keep := !o.DropVanished
+	var reset map[string]bool
+	for i := range r.live {
+		l := &r.live[i]
+		e := l.e
+		e.seen = st.epoch
+		if !e.known {
+			st.known[l.name] = e
+			e.known = true
+		}
+		l.prev, l.hasPv = e.last, e.has
+		if h := st.held[l.name]; h != nil {
+			l.prev, l.hasPv = h.v, true
+			delete(st.held, l.name)
+		}
+		e.last, e.has = l.v, true
+		if keep && e.role == roleMono && l.hasPv && l.v < l.prev {
+			st.fold(e, l.prev, snap)
+			if reset == nil {
+				reset = map[string]bool{}
+			}
+			reset[e.seriesID()] = true
+		}
+	}
+	if reset != nil {
+		for i := range r.live {
+			l := &r.live[i]
+			if l.e.role == roleSum && l.hasPv && reset[l.e.seriesID()] {
+				st.fold(l.e, l.prev, snap)
+			}
+		}
+	}
+	for name, e := range st.known {
+		if e.seen == st.epoch {
+			continue
+		}
+		delete(st.known, name)
+		e.known = false
+		if keep && e.role != roleOther && e.has {
+			st.held[name] = &held{e: e, v: e.last, since: now}
+		}
+	}
+	st.expire(now, o, snap)
+
+	items := make([]feed, 0, len(r.live)+len(st.held))
+	for _, l := range r.live {
+		items = append(items, feed{l.e, l.v, l.ts})
+	}
+	for _, h := range st.held {
+		items = append(items, feed{h.e, h.v, 0})
+	}
+	// The order of a sorted multiprocess directory: by file name, then (as the order of a
+	// file's entries is not kept in Redis) by key.
+	slices.SortFunc(items, func(a, b feed) int {
+		if c := strings.Compare(a.e.db, b.e.db); c != 0 {
+			return c
+		}
+		return strings.Compare(a.e.raw, b.e.raw)
+	})
+	m := multiproc.NewMerger()
+	for _, it := range items {
+		m.Add(it.e.key, &it.e.file, it.v, it.ts)
+	}
+	fks := make([]foldKey, 0, len(st.folded))
+	for k := range st.folded {
+		fks = append(fks, k)
+	}
+	slices.SortFunc(fks, func(a, b foldKey) int {
+		return cmp.Or(strings.Compare(a.typ, b.typ), strings.Compare(a.raw, b.raw))
+	})
+	for _, k := range fks {
+		f := st.folded[k]
+		m.Add(f.key, &multiproc.FileName{Type: k.typ, ID: "folded"}, f.v, 0)
+	}
+	fams, dropped := m.Finish()
+	snap.Families = fams
+	for reason, n := range dropped {
+		snap.Dropped[reason] += n
+	}
+	snap.Entries = len(items) + len(fks)
+	snap.Held, snap.Folded = len(st.held), len(st.folded)
+	st.prune()
+}
+
+// expire folds the held values past the resume window, and the oldest ones beyond the cap.
+func (st *state) expire(now time.Time, o Options, snap *Snapshot) {
+	for name, h := range st.held {
+		if now.Sub(h.since) >= o.ResumeWindow {
+			st.fold(h.e, h.v, snap)
+			delete(st.held, name)
+		}
+	}
+	if over := len(st.held) - o.MaxKeys; over > 0 {
+		names := make([]string, 0, len(st.held))
+		for name := range st.held {
+			names = append(names, name)
+		}
+		slices.SortFunc(names, func(a, b string) int {
+			return cmp.Or(st.held[a].since.Compare(st.held[b].since), strings.Compare(a, b))
+		})
+		for _, name := range names[:over] {
+			st.fold(st.held[name].e, st.held[name].v, snap)
+			delete(st.held, name)
+		}
+	}
+}
+
+// fold adds a vanished value to its series' total.
+func (st *state) fold(e *entry, v float64, snap *Snapshot) {
+	k := foldKey{e.file.Type, e.raw}
+	f := st.folded[k]
+	if f == nil {
+		if len(st.folded) >= st.maxFolded {
+			snap.Dropped[ReasonStateFull]++
+			return
+		}
+		f = &folded{key: e.key}
+		st.folded[k] = f
+	}
+	f.v += v
+}
+
+// prune forgets parsed keys no entry uses once they are many.
+func (st *state) prune() {
+	if len(st.keys) <= 2*(len(st.known)+len(st.held)+len(st.folded))+1024 {
+		return
+	}
+	used := make(map[string]*multiproc.Key, len(st.known))
+	for _, e := range st.known {
+		used[e.raw] = e.key
+	}
+	for _, h := range st.held {
+		used[h.e.raw] = h.e.key
+	}
+	for k, f := range st.folded {
+		used[k.raw] = f.key
+	}
+	st.keys = used
+}

@@ -1,0 +1,337 @@
+package redisstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/redistest"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
+)
+
+// DebianPython runs the test writer with Debian's python3-redis and python3-prometheus-client.
+const DebianPython = "/usr/bin/python3"
+
+// writer is one testdata/gpe_writer.py process: a worker of gunicorn-prometheus-exporter's
+// layout.
+type writer struct {
+	t   testing.TB
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+	err *bytes.Buffer
+	pid string
+}
+
+func requirePython(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(DebianPython, "-c", "import redis, prometheus_client").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s with python3-redis and python3-prometheus-client is required (run scripts/install-test-deps.sh as root): %v\n%s", DebianPython, err, out)
+	}
+}
+
+// startWriter starts a writer against srv's database 0 over the socket.
+func startWriter(t testing.TB, srv *redistest.Server, args ...string) *writer {
+	t.Helper()
+	requirePython(t)
+	args = append([]string{"testdata/gpe_writer.py", "--socket", srv.Socket, "--password-file", passwordFile(t)}, args...)
+	w := &writer{t: t, cmd: exec.Command(DebianPython, args...), err: &bytes.Buffer{}}
+	w.cmd.Stderr = w.err
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var err error
+	if w.in, err = w.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.out = bufio.NewReader(stdout)
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+		}
+	})
+	w.pid = w.do("pid")
+	return w
+}
+
+// do sends a command and returns the answer.
+func (w *writer) do(cmd string) string {
+	w.t.Helper()
+	if _, err := fmt.Fprintln(w.in, cmd); err != nil {
+		w.t.Fatalf("writer %s: %v\n%s", cmd, err, w.err)
+	}
+	line, err := w.out.ReadString('\n')
+	if err != nil {
+		w.t.Fatalf("writer %s: %v\n%s", cmd, err, w.err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if cmd != "pid" && line != "ok" {
+		w.t.Fatalf("writer %s: %q\n%s", cmd, line, w.err)
+	}
+	return line
+}
+
+// exit ends the writer as a killed worker ends: its keys stay.
+func (w *writer) exit() {
+	fmt.Fprintln(w.in, "exit")
+	_ = w.cmd.Wait()
+}
+
+// TestWriterTotals: four worker processes, each with a known number of requests; the merge
+// serves the exact totals, the per-worker gauge with each worker's pid, and counts the bare
+// gauge key the writer leaves for its livesum gauge.
+func TestWriterTotals(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	counts := []int{25, 50, 75, 100}
+	var ws []*writer
+	for _, n := range counts {
+		w := startWriter(t, srv)
+		w.do(fmt.Sprintf("count %d", n))
+		ws = append(ws, w)
+	}
+	s := newStore(t, srv, 0, Options{})
+	snap := mustRead(t, s)
+	want := map[string]float64{
+		`gpe_requests_total{code="200",path="/a"}`:        250,
+		`gpe_latency_seconds_bucket{le="0.1",path="/a"}`:  0,
+		`gpe_latency_seconds_bucket{le="0.5",path="/a"}`:  250,
+		`gpe_latency_seconds_bucket{le="1",path="/a"}`:    250,
+		`gpe_latency_seconds_bucket{le="+Inf",path="/a"}`: 250,
+		`gpe_latency_seconds_count{path="/a"}`:            250,
+		`gpe_latency_seconds_sum{path="/a"}`:              62.5,
+		`gpe_in_flight{}`:                                 0,
+		// The random mix's metrics without labels exist from the start.
+		`mix_plain_total{}`:            0,
+		`mix_custom_bucket{le="-1"}`:   0,
+		`mix_custom_bucket{le="0"}`:    0,
+		`mix_custom_bucket{le="0.5"}`:  0,
+		`mix_custom_bucket{le="2"}`:    0,
+		`mix_custom_bucket{le="+Inf"}`: 0,
+		`mix_custom_count{}`:           0,
+		`mix_custom_sum{}`:             0,
+	}
+	for i, w := range ws {
+		want[`gpe_last_request{pid="`+w.pid+`"}`] = float64(counts[i])
+	}
+	for sample, v := range want {
+		if got := value(t, snap.Families, sample); got != v {
+			t.Errorf("%s = %v, want %v", sample, got, v)
+		}
+	}
+	if n := len(samples(snap.Families)); n != len(want) {
+		t.Errorf("%d samples, want %d:\n%s", n, len(want), strings.Join(samples(snap.Families), "\n"))
+	}
+	if snap.PIDs != 4 || snap.Dropped[ReasonNoMode] != 4 {
+		t.Errorf("pids %d, dropped %v", snap.PIDs, snap.Dropped)
+	}
+	for _, w := range ws {
+		w.exit()
+	}
+	// Dead workers' keys stay until their TTL: the totals do not move.
+	if v := value(t, mustRead(t, s).Families, `gpe_requests_total{code="200",path="/a"}`); v != 250 {
+		t.Errorf("after the workers exited: %v", v)
+	}
+}
+
+// TestWriterExpiry: a worker's keys expire (its TTL is refreshed only when it writes); the
+// default store keeps its counts, the one that drops vanished entries loses them (what the
+// Python sidecar serves); when the worker writes again, it is not counted twice.
+func TestWriterExpiry(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	busy := startWriter(t, srv)
+	busy.do("count 30")
+	idle := startWriter(t, srv, "--ttl", "1")
+	idle.do("count 12")
+	keep := newStore(t, srv, 0, Options{})
+	drop := newStore(t, srv, 0, Options{DropVanished: true})
+	const total = `gpe_requests_total{code="200",path="/a"}`
+	for _, s := range []*Store{keep, drop} {
+		if v := value(t, mustRead(t, s).Families, total); v != 42 {
+			t.Fatalf("before expiry: %v", v)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		keys, _, err := srv.Client(0).Scan(context.Background(), 0, "gunicorn:*:"+idle.pid+":*", 10000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle worker's keys did not expire: %d left", len(keys))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	snap := mustRead(t, keep)
+	if v := value(t, snap.Families, total); v != 42 {
+		t.Errorf("kept after expiry: %v, want 42", v)
+	}
+	if has(snap.Families, `gpe_last_request{pid="`+idle.pid+`"}`) {
+		t.Error("the expired worker's gauge is still served")
+	}
+	// The idle worker's requests_total, 4 buckets and latency sum, mix_plain_total, and
+	// mix_custom's 5 buckets and sum.
+	if snap.Held != 13 {
+		t.Errorf("held %d, want 13", snap.Held)
+	}
+	if v := value(t, mustRead(t, drop).Families, total); v != 30 {
+		t.Errorf("dropped after expiry: %v, want 30 (the false reset of the sidecar)", v)
+	}
+	idle.do("count 3")
+	if v := value(t, mustRead(t, keep).Families, total); v != 45 {
+		t.Errorf("after the idle worker resumed: %v, want 45", v)
+	}
+	if v := value(t, mustRead(t, drop).Families, total); v != 45 {
+		t.Errorf("dropping store after the idle worker resumed: %v, want 45", v)
+	}
+}
+
+// pythonMerge prints what prometheus_client's own MultiProcessCollector makes of a
+// directory, its files in sorted order.
+const pythonMerge = `
+import glob, os, sys
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+d = sys.argv[1]
+class Sorted:
+    def collect(self):
+        return MultiProcessCollector.merge(sorted(glob.glob(os.path.join(d, "*.db"))), accumulate=True)
+reg = CollectorRegistry()
+reg.register(Sorted())
+sys.stdout.buffer.write(generate_latest(reg))
+`
+
+// TestConformanceWithFiles: worker processes write every value both to a multiprocess
+// directory (prometheus_client's own class) and to Redis (the layout); the merge of the
+// Redis store equals prometheus_client's merge of the files, and our merge of the files.
+func TestConformanceWithFiles(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	dir := t.TempDir()
+	for n := range 4 {
+		w := startWriter(t, srv, "--files", dir)
+		w.do(fmt.Sprintf("work %d %d", n, 40+7*n))
+		w.do(fmt.Sprintf("count %d", 3+n))
+		if n == 3 {
+			w.exit()
+		}
+	}
+	out, err := exec.Command(DebianPython, "-c", pythonMerge, dir).Output()
+	if err != nil {
+		t.Fatalf("python merge: %v", err)
+	}
+	want := pySamples(t, out)
+	if len(want) < 300 || !strings.Contains(strings.Join(want, "\n"), `path="new\nline"`) {
+		t.Fatalf("unexpected Python output (%d samples)", len(want))
+	}
+	s := newStore(t, srv, 0, Options{})
+	for range 2 {
+		snap := mustRead(t, s)
+		compareLines(t, "redis vs python", samples(snap.Families), want)
+		// Three live* gauges left bare per label set and worker, and in_flight per worker.
+		if snap.Dropped[ReasonNoMode] == 0 {
+			t.Errorf("dropped %v: the writer's bare gauge keys not met?", snap.Dropped)
+		}
+	}
+	files, err := multiproc.NewReader(multiproc.Options{}).Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareLines(t, "redis vs files", samples(mustRead(t, s).Families), samples(files.Families))
+}
+
+func compareLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") == strings.Join(want, "\n") {
+		return
+	}
+	g := map[string]bool{}
+	for _, l := range got {
+		g[l] = true
+	}
+	w := map[string]bool{}
+	for _, l := range want {
+		w[l] = true
+	}
+	var diff []string
+	for _, l := range got {
+		if !w[l] {
+			diff = append(diff, "+ "+l)
+		}
+	}
+	for _, l := range want {
+		if !g[l] {
+			diff = append(diff, "- "+l)
+		}
+	}
+	if len(diff) > 40 {
+		diff = diff[:40]
+	}
+	t.Errorf("%s: %d samples, want %d; differences:\n%s", what, len(got), len(want), strings.Join(diff, "\n"))
+}
+
+// pySamples renders a Python exposition as samples renders families.
+func pySamples(t testing.TB, expo []byte) []string {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(expo))
+	if err != nil {
+		t.Fatalf("parsing Python's exposition: %v", err)
+	}
+	var out []string
+	line := func(name string, m *dto.Metric, extra string, v float64) {
+		var parts []string
+		for _, l := range m.GetLabel() {
+			parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+		}
+		if extra != "" {
+			parts = append(parts, extra)
+		}
+		sort.Strings(parts)
+		out = append(out, name+"{"+strings.Join(parts, ",")+"} "+num(v))
+	}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				line(name, m, "", m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				line(name, m, "", m.GetGauge().GetValue())
+			case dto.MetricType_SUMMARY:
+				line(name+"_count", m, "", float64(m.GetSummary().GetSampleCount()))
+				line(name+"_sum", m, "", m.GetSummary().GetSampleSum())
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				for _, b := range h.GetBucket() {
+					line(name+"_bucket", m, fmt.Sprintf("le=%q", goFloat(b.GetUpperBound())), float64(b.GetCumulativeCount()))
+				}
+				line(name+"_count", m, "", float64(h.GetSampleCount()))
+				line(name+"_sum", m, "", h.GetSampleSum())
+			default:
+				line(name, m, "", m.GetUntyped().GetValue())
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
