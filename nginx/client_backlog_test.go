@@ -76,15 +76,15 @@ func TestRequestErrorDialEAGAIN(t *testing.T) {
 	}
 	// http.Client.Do wraps the dial error in a *url.Error.
 	urlErr := &url.Error{Op: "Get", URL: "http://unix/stub_status", Err: dialErr}
-	err = c.requestError(context.Background(), urlErr, false)
+	err = fetch.RequestError(context.Background(), urlErr, target.String())
 	wantReason(t, err, fetch.ReasonConnect, "connect: resource temporarily unavailable")
 	// A deadline that passed is still a timeout.
 	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
 	defer cancel()
-	err = c.requestError(ctx, urlErr, false)
+	err = fetch.RequestError(ctx, urlErr, target.String())
 	wantReason(t, err, fetch.ReasonTimeout, "context deadline exceeded")
 	// So is a dial that hit its own deadline (os.ErrDeadlineExceeded) before the context.
 	dlErr := &net.OpError{Op: "dial", Net: "unix", Err: os.ErrDeadlineExceeded}
-	err = c.requestError(context.Background(), &url.Error{Op: "Get", URL: "http://unix/stub_status", Err: dlErr}, false)
+	err = fetch.RequestError(context.Background(), &url.Error{Op: "Get", URL: "http://unix/stub_status", Err: dlErr}, target.String())
 	wantReason(t, err, fetch.ReasonTimeout, "i/o timeout")
 }

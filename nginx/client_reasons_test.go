@@ -205,14 +205,14 @@ func TestFetchFailureReasons(t *testing.T) {
 			name: "response headers over 64 KiB",
 			setup: func(t *testing.T) (string, Options) {
 				ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-					w.Header().Set("X-Pad", strings.Repeat("a", maxHeaderBytes))
+					w.Header().Set("X-Pad", strings.Repeat("a", fetch.MaxResponseHeaderBytes))
 					_, _ = io.WriteString(w, idleBody)
 				}))
 				t.Cleanup(ts.Close)
 				return ts.URL + "/stub_status", Options{}
 			},
 			reason: fetch.ReasonTooLarge,
-			text:   "server response headers exceeded 65536 bytes",
+			text:   "response header larger than the 65536 byte limit",
 		},
 		{
 			name: "many small response headers over 64 KiB",
@@ -230,7 +230,7 @@ func TestFetchFailureReasons(t *testing.T) {
 				return "http://" + addr + "/stub_status", Options{}
 			},
 			reason: fetch.ReasonTooLarge,
-			text:   "server response headers exceeded 65536 bytes",
+			text:   "response header larger than the 65536 byte limit",
 		},
 		{
 			name: "client certificate required, TLS 1.3",

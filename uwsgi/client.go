@@ -9,12 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
-	"github.com/wsgi-exporter/wsgi_exporter/internal/tlsconfig"
 )
 
 // DefaultMaxResponseSize caps a stats document. A gevent instance with thousands of cores
@@ -50,23 +47,7 @@ func NewClient(addr Address, opts ClientOptions) *Client {
 	}
 	c := &Client{addr: addr, maxSize: opts.MaxSize, limits: opts.Limits}
 	if addr.Transport == HTTP {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.Proxy = nil // a stats endpoint is local; an environment proxy is never wanted
-		t.MaxIdleConns = 1
-		t.MaxIdleConnsPerHost = 1
-		t.IdleConnTimeout = time.Minute
-		t.ForceAttemptHTTP2 = false
-		if opts.TLS != nil {
-			t.TLSClientConfig = opts.TLS.Clone()
-		} else {
-			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		c.http = &http.Client{
-			Transport: t,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse // a redirect answers with its status: an error
-			},
-		}
+		c.http = fetch.NewHTTPClient(fetch.HTTPOptions{TLS: opts.TLS})
 	}
 	return c
 }
@@ -165,35 +146,17 @@ func (c *Client) stream(ctx context.Context, network, address string) (*Stats, e
 }
 
 func (c *Client) fetchHTTP(ctx context.Context) (*Stats, error) {
-	reqCtx, handshakeFailed := tlsconfig.TraceHandshake(ctx, strings.HasPrefix(c.addr.URL, "https:"))
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, c.addr.URL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr.URL, nil)
 	if err != nil {
-		return nil, fetch.Errorf(fetch.ReasonOther, "building request: %w", err)
+		return nil, fetch.Errorf(fetch.ReasonOther, "building the request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	body, err := fetch.Get(ctx, c.http, req, c.maxSize, "the stats server "+c.addr.String(), c.addr.String())
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		if handshakeFailed() || tlsconfig.IsHandshakeFailure(err) {
-			return nil, fetch.Errorf(fetch.ReasonConnect, "TLS handshake with %s failed: %w", c.addr.URL, err)
-		}
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Op == "dial" {
-			return nil, fetch.Errorf(fetch.ReasonConnect, "%w", err)
-		}
-		return nil, fetch.Wrap(fetch.ReasonRead, err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fetch.Errorf(fetch.ReasonHTTPStatus, "GET %s: HTTP status %s", c.addr.URL, resp.Status)
-	}
-	if resp.ContentLength > c.maxSize {
-		return nil, fetch.Errorf(fetch.ReasonTooLarge, "GET %s: Content-Length %d is over the %d byte limit", c.addr.URL, resp.ContentLength, c.maxSize)
-	}
-	return c.decode(fetch.ContextReader(ctx, resp.Body))
+	defer body.Close()
+	return c.decode(body)
 }
 
 func (c *Client) readFile(ctx context.Context) (*Stats, error) {

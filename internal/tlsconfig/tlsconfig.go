@@ -4,15 +4,12 @@
 package tlsconfig
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"net/http/httptrace"
 	"os"
-	"sync/atomic"
 )
 
 // Options are the TLS settings toward https targets, as the flags give them.
@@ -53,7 +50,7 @@ func (o Options) Config() (*tls.Config, error) {
 
 // IsHandshakeFailure recognises certificate errors and TLS alerts. With TLS 1.3 a server that
 // requires or rejects a client certificate says so with an alert the client reads only after
-// its side of the handshake is done, so an httptrace TLSHandshakeDone hook does not see it.
+// its side of the handshake is done, at its first read of the answer.
 func IsHandshakeFailure(err error) bool {
 	var (
 		verr *tls.CertificateVerificationError
@@ -72,23 +69,4 @@ func IsHandshakeFailure(err error) bool {
 		return oe.Op == "remote error" // crypto/tls's wrapping of an alert received
 	}
 	return false
-}
-
-// TraceHandshake returns ctx with a trace that notes a failed TLS handshake of the request's
-// connection, and a function that says whether one failed. Whatever ends a handshake (an
-// alert, a certificate, an EOF, a reset) reaches http.Client.Do as an error of no common
-// type; the trace tells that it happened in the handshake. For a request that is not https
-// (https false) ctx is returned as it is, at no cost.
-func TraceHandshake(ctx context.Context, https bool) (context.Context, func() bool) {
-	if !https {
-		return ctx, func() bool { return false }
-	}
-	var failed atomic.Bool // atomic: a dial may outlive the request
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-			if err != nil {
-				failed.Store(true)
-			}
-		},
-	}), failed.Load
 }
