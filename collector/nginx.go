@@ -22,6 +22,7 @@ func NewNginx(cfg Config, opts NginxOptions) (Source, error) {
 		return nil, err
 	}
 	cfg.Kind = NginxKind.Name
+	cfg.Address = nginx.SourceName(cfg.Address) // the client keeps the real one; no secret leaves
 	return &nginxSource{cfg: cfg, client: nginx.NewClient(t, opts)}, nil
 }
 

@@ -14,7 +14,7 @@ import (
 // multi-target /probe endpoint can build the same value later without touching the sources.
 type Config struct {
 	Kind    string            // the kind's name, e.g. "uwsgi"
-	Address string            // where to read it, in the kind's address syntax
+	Address string            // where to read it; a source shows it with secrets hidden (fetch.Redact)
 	Name    string            // label value that tells sources of one kind apart; default Address
 	Timeout time.Duration     // deadline of one scrape when Prometheus sends no scrape timeout
 	Labels  map[string]string // constant labels added to every series of this source

@@ -31,6 +31,7 @@ func NewUWSGI(cfg Config, opts UWSGIOptions) (Source, error) {
 		return nil, err
 	}
 	cfg.Kind = UWSGIKind.Name
+	cfg.Address = uwsgi.SourceName(cfg.Address) // the client keeps the real one; no secret leaves
 	if addr.IsGlob() {
 		return &uwsgiGlob{cfg: cfg, addr: addr, opts: opts}, nil
 	}

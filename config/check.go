@@ -51,10 +51,16 @@ func (f *File) check(p *problems) {
 	}
 }
 
-// SourceName is the value of the source label: the name, or the address.
+// SourceName is the value of the source label: the name, or the address with what may be a
+// secret hidden (a query value of a uWSGI or nginx URL), as the source shows it.
 func (s *Source) SourceName() string {
-	if s.Name != "" {
+	switch {
+	case s.Name != "":
 		return s.Name
+	case s.Kind == KindUWSGI:
+		return uwsgi.SourceName(s.Address)
+	case s.Kind == KindNginx:
+		return nginx.SourceName(s.Address)
 	}
 	return s.Address
 }

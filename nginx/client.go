@@ -87,7 +87,7 @@ func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
 		req.SetBasicAuth(c.opts.Username, c.opts.Password)
 	}
 	req.Header.Set("User-Agent", "wsgi_exporter")
-	body, err := fetch.Get(ctx, c.http, req, c.opts.MaxBodySize, "nginx", c.target.String())
+	body, err := fetch.Get(ctx, c.http, req, c.opts.MaxBodySize, "nginx", c.target.Redacted())
 	if err != nil {
 		return nil, err
 	}

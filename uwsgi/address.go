@@ -1,12 +1,15 @@
 package uwsgi
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // Transport is how a stats document is read.
@@ -46,32 +49,64 @@ func (a Address) IsGlob() bool {
 	return a.Transport == Unix && strings.ContainsAny(a.Path, "*?[")
 }
 
+// Redacted is the address for labels, logs and errors: String, with the query values and
+// the fragment of an http(s) URL hidden (fetch.Redact). The other forms cannot hold a secret:
+// ParseAddress refuses a user or password in them.
+func (a Address) Redacted() string {
+	if a.Transport == HTTP {
+		return fetch.Redact(a.URL)
+	}
+	return a.String()
+}
+
+// SourceName is the stats_uri label of the address given as s: s itself, with the query
+// values of an http(s) URL hidden (fetch.Redact); an address that does not parse is shown
+// as fetch.Redact shows it.
+func SourceName(s string) string {
+	a, err := ParseAddress(s)
+	if err != nil || a.Transport == HTTP {
+		return fetch.Redact(s)
+	}
+	return s
+}
+
 // ParseAddress parses a stats address: tcp://host:port, host:port (IP literals included:
 // 127.0.0.1:1717, [::1]:1717), unix:///path (a glob is allowed), http://… or https://…,
-// file:///path.
+// file:///path. A user or password is refused in every form; errors show the address with
+// them and any query values hidden (fetch.Redact).
 func ParseAddress(s string) (Address, error) {
 	if s == "" {
 		return Address{}, fmt.Errorf("empty stats address")
 	}
+	shown := fetch.Redact(s)
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
+		if strings.Contains(s, "@") {
+			return Address{}, fmt.Errorf("stats address %q: a user or password is not supported (it would be exported in the stats_uri label)", shown)
+		}
 		if err := checkHostPort(s); err != nil {
-			return Address{}, fmt.Errorf("stats address %q: %w (want tcp://host:port, host:port, unix:///path, http(s)://… or file:///path)", s, err)
+			return Address{}, fmt.Errorf("stats address %q: %w (want tcp://host:port, host:port, unix:///path, http(s)://… or file:///path)", shown, err)
 		}
 		return Address{Transport: TCP, Host: s}, nil
 	}
 	switch strings.ToLower(scheme) {
 	case "tcp":
+		if strings.Contains(rest, "@") {
+			return Address{}, fmt.Errorf("stats address %q: a user or password is not supported (it would be exported in the stats_uri label)", shown)
+		}
 		if err := checkHostPort(rest); err != nil {
-			return Address{}, fmt.Errorf("stats address %q: %w", s, err)
+			return Address{}, fmt.Errorf("stats address %q: %w", shown, err)
 		}
 		return Address{Transport: TCP, Host: rest}, nil
 	case "unix", "file":
 		if !strings.HasPrefix(rest, "/") {
-			return Address{}, fmt.Errorf("stats address %q: the path must be absolute (%s:///path)", s, scheme)
+			if auth, _, _ := strings.Cut(rest, "/"); strings.Contains(auth, "@") {
+				return Address{}, fmt.Errorf("stats address %q: a user or password is not supported (it would be exported in the stats_uri label)", shown)
+			}
+			return Address{}, fmt.Errorf("stats address %q: the path must be absolute (%s:///path)", shown, scheme)
 		}
 		if strings.ContainsRune(rest, 0) {
-			return Address{}, fmt.Errorf("stats address %q: NUL in path", s)
+			return Address{}, fmt.Errorf("stats address %q: NUL in path", shown)
 		}
 		t := Unix
 		if strings.ToLower(scheme) == "file" {
@@ -80,25 +115,31 @@ func ParseAddress(s string) (Address, error) {
 		a := Address{Transport: t, Path: filepath.Clean(rest)}
 		if a.IsGlob() {
 			if _, err := filepath.Match(a.Path, ""); err != nil {
-				return Address{}, fmt.Errorf("stats address %q: bad glob: %w", s, err)
+				return Address{}, fmt.Errorf("stats address %q: bad glob: %w", shown, err)
 			}
 		}
 		return a, nil
 	case "http", "https":
 		u, err := url.Parse(s)
 		if err != nil {
-			return Address{}, fmt.Errorf("stats address %q: %w", s, err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // its text repeats the URL
+			}
+			return Address{}, fmt.Errorf("stats address %q: %w", shown, err)
 		}
 		if u.User != nil {
-			// The address is the stats_uri label and appears in logs and on the landing page.
-			return Address{}, fmt.Errorf("stats address %q: credentials in the URI are not supported (they would be exported in the stats_uri label)", u.Redacted())
+			return Address{}, fmt.Errorf("stats address %q: credentials in the URI are not supported (they would be exported in the stats_uri label)", shown)
 		}
 		if u.Host == "" {
-			return Address{}, fmt.Errorf("stats address %q: no host", s)
+			return Address{}, fmt.Errorf("stats address %q: no host", shown)
+		}
+		if u.Fragment != "" || strings.HasSuffix(s, "#") {
+			return Address{}, fmt.Errorf("stats address %q: a fragment (#…) is never sent to the server", shown)
 		}
 		return Address{Transport: HTTP, URL: s}, nil
 	}
-	return Address{}, fmt.Errorf("stats address %q: unknown scheme %q (want tcp, unix, http, https or file)", s, scheme)
+	return Address{}, fmt.Errorf("stats address %q: unknown scheme %q (want tcp, unix, http, https or file)", shown, fetch.Redact(scheme))
 }
 
 func checkHostPort(s string) error {

@@ -151,7 +151,8 @@ func (c *Client) fetchHTTP(ctx context.Context) (*Stats, error) {
 		return nil, fetch.Errorf(fetch.ReasonOther, "building the request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	body, err := fetch.Get(ctx, c.http, req, c.maxSize, "the stats server "+c.addr.String(), c.addr.String())
+	shown := c.addr.Redacted()
+	body, err := fetch.Get(ctx, c.http, req, c.maxSize, "the stats server "+shown, shown)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
+	"github.com/wsgi-exporter/wsgi_exporter/nginx"
 )
 
 // nginxFlags are the flags of the nginx stub_status sources.
@@ -57,7 +58,9 @@ func (f *nginxFlags) build(c common) ([]collector.Source, error) {
 		}
 		target, _ := collector.NginxTarget(s)
 		if prev, ok := seen[target]; ok {
-			return nil, fmt.Errorf("--nginx.scrape-uri: %q and %q are the same page (%s): give each page once", prev, uri, target)
+			// Shown redacted: a query value may be a token.
+			return nil, fmt.Errorf("--nginx.scrape-uri: %q and %q are the same page (%s): give each page once",
+				nginx.SourceName(prev), nginx.SourceName(uri), nginx.SourceName(target))
 		}
 		seen[target] = uri
 		out = append(out, s)

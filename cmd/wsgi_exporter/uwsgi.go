@@ -55,7 +55,7 @@ func (f *uwsgiFlags) build(c common) ([]collector.Source, error) {
 		// the same server twice under two stats_uri values.
 		if a, err := uwsgi.ParseAddress(uri); err == nil {
 			if prev, ok := seen[a.String()]; ok {
-				return nil, fmt.Errorf("--uwsgi.stats-uri: %q and %q are the same stats server", prev, uri)
+				return nil, fmt.Errorf("--uwsgi.stats-uri: %q and %q are the same stats server", uwsgi.SourceName(prev), uwsgi.SourceName(uri))
 			}
 			seen[a.String()] = uri
 		}
