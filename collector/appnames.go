@@ -2,14 +2,9 @@ package collector
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // An application's metric families (a multiprocess directory's) are named by the application,
@@ -28,7 +23,9 @@ type appSource interface {
 	scrapeApp(ctx context.Context) (appEmit, error)
 }
 
-type appEmit func(ch chan<- prometheus.Metric, names *nameClaims)
+// appEmit writes an application source's series to w, leaving out the families that names
+// refuses. It runs on the request's goroutine once every other source is done.
+type appEmit func(w *Writer, names *nameClaims)
 
 // nameClaims are the metric names taken so far in one request: every name the exporter has
 // served since it started (see Exporter.servedNames), and the application families of the
@@ -108,83 +105,28 @@ func (c *nameClaims) claim(name, typ, help string, labelled bool) bool {
 	return true
 }
 
-// lateApp is an appSource's part of one request: its metrics, once scraped, are built after
-// the other sources'.
-type lateApp struct {
-	src  Source
-	emit appEmit // set by the scrape when it succeeded
-}
-
-// requestGatherer gathers one request: every source's metrics and the exporter's own, then
-// the application sources' in configuration order.
-type requestGatherer struct {
-	e     *Exporter
-	first prometheus.Gatherer
-	late  []*lateApp
-}
-
-func (g *requestGatherer) Gather() ([]*dto.MetricFamily, error) {
-	mfs, err := g.first.Gather()
-	if len(g.late) == 0 {
-		return mfs, err
-	}
-	var errs prometheus.MultiError
-	errs.Append(err)
-	claims := newNameClaims(g.e.servedNames(mfs))
-	byName := make(map[string]*dto.MetricFamily, len(mfs))
-	for _, mf := range mfs {
-		byName[mf.GetName()] = mf
-	}
-	for _, l := range g.late {
-		if l.emit == nil {
-			continue // the scrape failed: its up is 0 already
-		}
-		emit := l.emit
-		var emitErr error
-		reg := prometheus.NewRegistry()
-		prometheus.WrapRegistererWith(l.src.Config().Labels, reg).MustRegister(collectFunc(func(ch chan<- prometheus.Metric) {
-			emitErr = safeEmit(func(ch chan<- prometheus.Metric) { emit(ch, claims) }, ch)
-		}))
-		amfs, err := reg.Gather()
-		errs.Append(err)
-		if emitErr != nil {
-			// The source's up was reported before its metrics were built; the failure is
-			// counted (in the next answer) and logged.
-			g.e.errors.WithLabelValues(l.src.Kind().Name, l.src.Config().SourceName(), fetch.ReasonOther).Inc()
-			errs.Append(fmt.Errorf("%s %s: %w", l.src.Kind().Name, l.src.Config().SourceName(), emitErr))
-		}
-		for _, mf := range amfs {
-			prev, ok := byName[mf.GetName()]
-			if !ok {
-				byName[mf.GetName()] = mf
-				mfs = append(mfs, mf)
-				continue
-			}
-			if prev.GetType() != mf.GetType() || prev.GetHelp() != mf.GetHelp() {
-				// The claims keep application families apart; this is a health family that
-				// somehow disagrees. Keep the first.
-				errs.Append(fmt.Errorf("metric family %s of %s %s differs from the one already gathered", mf.GetName(), l.src.Kind().Name, l.src.Config().SourceName()))
-				continue
-			}
-			prev.Metric = append(prev.Metric, mf.Metric...)
-		}
-	}
-	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
-	return mfs, errs.MaybeUnwrap()
-}
-
-// servedNames adds the names the gathered families occupy to the names the exporter has
-// served since it started, and returns a copy of them. A name stays reserved once served, so
-// that an application family does not come and go with a source that is down at times.
-func (e *Exporter) servedNames(mfs []*dto.MetricFamily) map[string]bool {
+// servedNames adds the names the exporter's own families and the other sources' families
+// occupy to the names the exporter has served since it started, and returns a copy of them. A
+// name stays reserved once served, so that an application family does not come and go with a
+// source that is down at times.
+func (e *Exporter) servedNames(own []*dto.MetricFamily, outs []*sourceOut) map[string]bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.served == nil {
 		e.served = map[string]bool{}
 	}
-	for _, mf := range mfs {
+	for _, mf := range own {
 		for _, n := range occupied(mf.GetName(), dtoType(mf.GetType())) {
 			e.served[n] = true
+		}
+	}
+	for _, o := range outs {
+		for _, fo := range o.w.used {
+			if len(fo.metrics) > 0 {
+				for _, n := range occupied(fo.f.Name, dtoType(fo.f.Type)) {
+					e.served[n] = true
+				}
+			}
 		}
 	}
 	out := make(map[string]bool, len(e.served))
@@ -193,9 +135,3 @@ func (e *Exporter) servedNames(mfs []*dto.MetricFamily) map[string]bool {
 	}
 	return out
 }
-
-// collectFunc is an unchecked collector made of its Collect.
-type collectFunc func(ch chan<- prometheus.Metric)
-
-func (f collectFunc) Describe(chan<- *prometheus.Desc)    {}
-func (f collectFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }

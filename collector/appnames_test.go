@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -59,7 +58,7 @@ func TestApplicationNamesNeverHideTheExporters(t *testing.T) {
 		mpEntry{`["go_gc_duration_seconds_count", "go_gc_duration_seconds_count", {}, "The application's."]`, 96},
 		mpEntry{`["app_ok", "app_ok", {}, "Fine."]`, 1})
 	own := &fakeSource{cfg: Config{Address: "x"}, value: 7}
-	e := mpExporter(t, own, NewMultiproc(MultiprocConfig{Config: Config{Address: dir}}))
+	e := mpExporter(t, own, newMP(dir, MultiprocOptions{}))
 	e.Registry().MustRegister(collectors.NewGoCollector())
 
 	for i := 1; i <= 20; i++ {
@@ -93,7 +92,7 @@ func TestApplicationNamesFirstDirectoryWins(t *testing.T) {
 		mpEntry{`["other", "other_total", {}, "Other."]`, 3})
 	for _, label := range []bool{false, true} {
 		mk := func(dir string) Source {
-			return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, DirLabel: label})
+			return newMP(dir, MultiprocOptions{DirLabel: label})
 		}
 		e := mpExporter(t, mk(a), mk(b))
 		for i := 1; i <= 30; i++ {
@@ -123,8 +122,8 @@ func TestApplicationNamesFirstDirectoryWins(t *testing.T) {
 	// With the label, a family the two directories describe differently: the first's wins.
 	mpWriteDB(t, b, "counter_1.db", mpEntry{`["hits", "hits_total", {}, "Other help."]`, 1000})
 	e := mpExporter(t,
-		NewMultiproc(MultiprocConfig{Config: Config{Address: a}, DirLabel: true}),
-		NewMultiproc(MultiprocConfig{Config: Config{Address: b}, DirLabel: true}))
+		newMP(a, MultiprocOptions{DirLabel: true}),
+		newMP(b, MultiprocOptions{DirLabel: true}))
 	for i := 1; i <= 10; i++ {
 		mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
 		if err != nil {
@@ -157,7 +156,7 @@ func TestApplicationNamesOccupiedNames(t *testing.T) {
 	mpWriteDB(t, b, "counter_1.db",
 		mpEntry{`["fake_value", "fake_value_total", {}, "Its family name is the exporter's gauge."]`, 9})
 	mk := func(dir string) Source {
-		return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, DirLabel: true})
+		return newMP(dir, MultiprocOptions{DirLabel: true})
 	}
 	e := mpExporter(t, &fakeSource{cfg: Config{Address: "x"}, value: 7}, mk(a), mk(b))
 	for i := 1; i <= 5; i++ {
@@ -194,7 +193,7 @@ func TestApplicationNamesStayReserved(t *testing.T) {
 		}
 		return nil
 	}}
-	e := mpExporter(t, src, NewMultiproc(MultiprocConfig{Config: Config{Address: dir}}))
+	e := mpExporter(t, src, newMP(dir, MultiprocOptions{}))
 	for i, want := range []string{"fake_value{source=x} 7\n", "", "", "fake_value{source=x} 7\n"} {
 		down = i == 1 || i == 2
 		mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
@@ -211,7 +210,7 @@ func TestApplicationNamesStayReserved(t *testing.T) {
 type panicApp struct{ fakeSource }
 
 func (p *panicApp) scrapeApp(context.Context) (appEmit, error) {
-	return func(chan<- prometheus.Metric, *nameClaims) { panic("broken") }, nil
+	return func(*Writer, *nameClaims) { panic("broken") }, nil
 }
 
 // A failure while building an application source's metrics is an error of the answer, counted

@@ -5,14 +5,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
-// planned is one collector of a request: a source to scrape, or a glob whose expansion failed.
+// planned is one source of a request: a source to scrape, or a glob whose expansion failed.
 type planned struct {
-	src Source
-	err error
+	src    Source
+	consts *sourceLabels // its constant labels
+	err    error
 }
 
 // globState remembers, per configured Expander, what it expanded to last time and whether an
@@ -55,7 +57,7 @@ func (e *Exporter) plan(ctx context.Context, timeout time.Duration, start time.T
 	var out []planned
 	for i, s := range e.sources {
 		if _, ok := s.(Expander); !ok {
-			out = append(out, planned{src: s})
+			out = append(out, planned{src: s, consts: e.consts[i]})
 			continue
 		}
 		x := exps[i]
@@ -63,7 +65,7 @@ func (e *Exporter) plan(ctx context.Context, timeout time.Duration, start time.T
 			x.err = fetch.Errorf(fetch.ReasonNotFound, "%s matches nothing", s.Config().Address)
 		}
 		if x.err != nil {
-			out = append(out, planned{src: s, err: x.err})
+			out = append(out, planned{src: s, consts: e.consts[i], err: x.err})
 		}
 		now := map[string]bool{}
 		for _, t := range x.srcs {
@@ -72,9 +74,13 @@ func (e *Exporter) plan(ctx context.Context, timeout time.Duration, start time.T
 				e.logger.Debug("target already scraped through another source", "kind", t.Kind().Name, "source", t.Config().SourceName(), "glob", s.Config().SourceName())
 				continue
 			}
+			if !utf8.ValidString(t.Config().SourceName()) { // a label value must be UTF-8
+				e.logger.Debug("target left out: its name is not UTF-8", "kind", t.Kind().Name, "glob", s.Config().SourceName(), "target", t.Config().SourceName())
+				continue
+			}
 			taken[key(t)] = true
-			e.initErrors(t)
-			out = append(out, planned{src: t})
+			e.initCounters(t)
+			out = append(out, planned{src: t, consts: e.consts[i]})
 		}
 		if fetch.ReasonOf(x.err) != fetch.ReasonNotFound && x.err != nil {
 			continue // the glob could not be read: keep what it had
@@ -98,8 +104,8 @@ func (e *Exporter) expand(ctx context.Context, x Expander, g *globState, deadlin
 	})
 }
 
-// forgetVanished deletes the error counters and log state of targets a glob no longer
-// matches, unless another source of this request covers them.
+// forgetVanished deletes the counters and status of targets a glob no longer matches, unless
+// another source of this request covers them.
 func (e *Exporter) forgetVanished(kind string, g *globState, now, taken map[string]bool) {
 	g.mu.Lock()
 	prev := g.last
@@ -109,9 +115,6 @@ func (e *Exporter) forgetVanished(kind string, g *globState, now, taken map[stri
 		if now[name] || taken[kind+"\x00"+name] {
 			continue
 		}
-		e.errors.DeletePartialMatch(map[string]string{"kind": kind, "source": name})
-		e.mu.Lock()
-		delete(e.down, kind+"\x00"+name)
-		e.mu.Unlock()
+		e.forgetSource(kind, name)
 	}
 }

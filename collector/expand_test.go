@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -55,10 +54,13 @@ func TestVanishedGlobTargetsAreForgotten(t *testing.T) {
 		t.Fatalf("%d error series, want %d (the glob's and v/a's)", n, 2*len(fetch.Reasons))
 	}
 	e.mu.Lock()
-	_, known := e.down["fake\x00v/b"]
+	_, known := e.status["fake\x00v/b"]
 	e.mu.Unlock()
 	if known {
-		t.Fatal("the vanished target's log state is kept")
+		t.Fatal("the vanished target's status is kept")
+	}
+	if n := testutil.CollectAndCount(e.dropped); n != 2*len(DropReasons) {
+		t.Fatalf("%d dropped-series counters, want %d (the glob's and v/a's)", n, 2*len(DropReasons))
 	}
 	// A failed expansion forgets nothing.
 	g.expand, g.err = nil, fetch.Errorf(fetch.ReasonPermission, "denied")
@@ -136,8 +138,11 @@ func TestMaxRequestsInFlight(t *testing.T) {
 		return nil
 	}
 	s.cfg.Timeout = time.Minute
-	e := newExporter(t, s)
-	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{MaxRequestsInFlight: 2}))
+	e, err := New([]Source{s}, Options{MaxRequestsInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	codes := make(chan int, 2)
 	for range 2 {

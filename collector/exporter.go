@@ -1,16 +1,15 @@
 package collector
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // ScrapeTimeoutHeader is the header in which Prometheus sends its scrape timeout.
@@ -22,29 +21,45 @@ type Options struct {
 	// TimeoutOffset is taken off the scrape timeout Prometheus announces, so that the answer
 	// is sent before Prometheus gives up.
 	TimeoutOffset time.Duration
-	// MaxTimeout caps the scrape timeout a request announces, so that a hung source holds a
+	// MaxTimeout caps the scrape timeout a request may announce, so that a hung source holds a
 	// request (and its slot of the in-flight limit) at most that long. 0 means DefaultMaxTimeout.
 	MaxTimeout time.Duration
+	// MaxRequestsInFlight bounds the /metrics requests served at once (each scrapes every
+	// source); more are answered 503. 0: no limit.
+	MaxRequestsInFlight int
+	// MaxSeriesPerSource caps the series one source may add to an answer (a histogram counts
+	// its buckets, sum and count); more are dropped and counted. 0 means DefaultMaxSeriesPerSource.
+	MaxSeriesPerSource int
+	// MaxLabelValueLength caps the bytes of a label value read from a source; a series with a
+	// longer one is dropped and counted. 0 means DefaultMaxLabelValueLength.
+	MaxLabelValueLength int
 }
 
-// DefaultMaxTimeout is the default cap on the scrape timeout a request may announce.
-const DefaultMaxTimeout = 2 * time.Minute
+// Defaults of Options.
+const (
+	DefaultMaxTimeout          = 2 * time.Minute
+	DefaultMaxSeriesPerSource  = 100_000
+	DefaultMaxLabelValueLength = 4096
+)
 
 // Exporter scrapes every configured source at each request and serves the result.
 type Exporter struct {
 	sources []Source
+	consts  []*sourceLabels // by source
 	opts    Options
 	logger  *slog.Logger
 
-	registry *prometheus.Registry // long-lived metrics: errors, build info, process
-	errors   *prometheus.CounterVec
-	duration *prometheus.Desc
+	registry      *prometheus.Registry // long-lived metrics: errors, build info, process
+	errors        *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	handlerErrors *prometheus.CounterVec // registered by the first call of Handler
+	handlerOnce   sync.Once
 
 	globs []*globState // per source; nil unless it is an Expander
 
 	mu     sync.Mutex
-	down   map[string]bool // by kind+source: was the last scrape a failure (for log levels)
-	served map[string]bool // names the exporter's own families have occupied (see servedNames)
+	status map[string]*sourceState // by kind+source
+	served map[string]bool         // names the exporter's own families have occupied (see servedNames)
 
 	limits sourceLimits // reads of one source running at once
 }
@@ -58,8 +73,15 @@ func New(sources []Source, opts Options) (*Exporter, error) {
 	if opts.MaxTimeout <= 0 {
 		opts.MaxTimeout = DefaultMaxTimeout
 	}
+	if opts.MaxSeriesPerSource <= 0 {
+		opts.MaxSeriesPerSource = DefaultMaxSeriesPerSource
+	}
+	if opts.MaxLabelValueLength <= 0 {
+		opts.MaxLabelValueLength = DefaultMaxLabelValueLength
+	}
 	seen := map[string]string{}
-	for _, s := range sources {
+	consts := make([]*sourceLabels, len(sources))
+	for i, s := range sources {
 		cfg := s.Config()
 		key := s.Kind().Name + "\x00" + cfg.SourceName()
 		if prev, ok := seen[key]; ok {
@@ -67,9 +89,14 @@ func New(sources []Source, opts Options) (*Exporter, error) {
 				s.Kind().Name, cfg.SourceName(), prev, cfg.Address)
 		}
 		seen[key] = cfg.Address
+		if err := checkSourceLabels(s.Kind(), cfg); err != nil {
+			return nil, err
+		}
+		consts[i] = newSourceLabels(cfg.Labels)
 	}
 	e := &Exporter{
 		sources:  sources,
+		consts:   consts,
 		opts:     opts,
 		logger:   opts.Logger,
 		registry: prometheus.NewRegistry(),
@@ -77,19 +104,53 @@ func New(sources []Source, opts Options) (*Exporter, error) {
 			Name: "wsgi_exporter_scrape_errors_total",
 			Help: "Failed scrapes of a source, by reason.",
 		}, []string{"kind", "source", "reason"}),
-		duration: prometheus.NewDesc("wsgi_exporter_scrape_duration_seconds",
-			"How long the last scrape of a source took.", []string{"kind", "source"}, nil),
-		down: map[string]bool{},
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgi_exporter_series_dropped_total",
+			Help: "Series of a source left out of answers, by reason: series_limit (over --scrape.max-series-per-source), label_value_too_long (over --scrape.max-label-value-length), invalid_label_value (not UTF-8).",
+		}, []string{"kind", "source", "reason"}),
+		// promhttp's own counter, same name and help: the handler is ours (see handler.go).
+		handlerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promhttp_metric_handler_errors_total",
+			Help: "Total number of internal errors encountered by the promhttp metric handler.",
+		}, []string{"cause"}),
+		status: map[string]*sourceState{},
 	}
-	e.registry.MustRegister(e.errors)
+	e.registry.MustRegister(e.errors, e.dropped)
 	e.globs = make([]*globState, len(sources))
 	for i, s := range sources {
-		e.initErrors(s)
+		e.initCounters(s)
 		if _, ok := s.(Expander); ok {
 			e.globs[i] = &globState{}
 		}
 	}
 	return e, nil
+}
+
+// checkSourceLabels refuses a source name or constant labels that could not be exported: not
+// UTF-8, or a constant label that is not a valid name or that a series of the kind already
+// carries.
+func checkSourceLabels(k Kind, cfg Config) error {
+	if !utf8.ValidString(cfg.SourceName()) {
+		return fmt.Errorf("%s source %q: the name is not valid UTF-8", k.Name, cfg.SourceName())
+	}
+	taken := map[string]bool{k.SourceLabel: true, "kind": true, "source": true}
+	for _, f := range kindFamilies(k) {
+		for _, l := range f.Labels {
+			taken[l] = true
+		}
+	}
+	for n, v := range cfg.Labels {
+		if !validLabelName(n) {
+			return fmt.Errorf("%s source %q: %q is not a valid label name", k.Name, cfg.SourceName(), n)
+		}
+		if taken[n] {
+			return fmt.Errorf("%s source %q: constant label %q is a label the %s series already have", k.Name, cfg.SourceName(), n, k.Name)
+		}
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%s source %q: the value of constant label %q is not valid UTF-8", k.Name, cfg.SourceName(), n)
+		}
+	}
+	return nil
 }
 
 // Registry holds the exporter's long-lived metrics; main adds build info and process metrics.
@@ -98,58 +159,29 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.registry }
 // Sources returns the configured sources.
 func (e *Exporter) Sources() []Source { return e.sources }
 
-// initErrors creates the error counters of a source at 0 for every reason.
-func (e *Exporter) initErrors(s Source) {
+// initCounters creates the error and drop counters of a source at 0 for every reason.
+func (e *Exporter) initCounters(s Source) {
+	k, name := s.Kind().Name, s.Config().SourceName()
 	for _, r := range reasons {
-		e.errors.WithLabelValues(s.Kind().Name, s.Config().SourceName(), r)
+		e.errors.WithLabelValues(k, name, r)
+	}
+	for _, r := range DropReasons {
+		e.dropped.WithLabelValues(k, name, r)
 	}
 }
 
-// Gatherer returns a Gatherer that scrapes every source once under ctx. When timeout is
-// positive it is the deadline of every source; otherwise each source's own Config.Timeout.
-// Deadlines count from this call: globs are expanded here, and their targets scraped when
-// the Gatherer is gathered.
-func (e *Exporter) Gatherer(ctx context.Context, timeout time.Duration) prometheus.Gatherer {
-	start := time.Now()
-	reg := prometheus.NewRegistry()
-	var late []*lateApp
-	for _, p := range e.plan(ctx, timeout, start) {
-		c := &scrapeCollector{e: e, ctx: ctx, start: start, timeout: timeout, src: p.src, err: p.err}
-		if _, ok := p.src.(appSource); ok && p.err == nil {
-			c.late = &lateApp{src: p.src}
-			late = append(late, c.late)
-		}
-		prometheus.WrapRegistererWith(p.src.Config().Labels, reg).MustRegister(c)
-	}
-	// The scrape registry is gathered first, so errors counted in it are in this answer. The
-	// application sources' metrics come last (see appSource).
-	return &requestGatherer{e: e, first: prometheus.Gatherers{reg, e.registry}, late: late}
+// forgetSource deletes what the exporter keeps about a source that is gone (a glob target).
+func (e *Exporter) forgetSource(kind, name string) {
+	e.errors.DeletePartialMatch(prometheus.Labels{"kind": kind, "source": name})
+	e.dropped.DeletePartialMatch(prometheus.Labels{"kind": kind, "source": name})
+	e.mu.Lock()
+	delete(e.status, kind+"\x00"+name)
+	e.mu.Unlock()
 }
 
-// Handler serves /metrics: one scrape of every source per request, isolated from concurrent
-// requests, under the deadline Prometheus announces. opts.MaxRequestsInFlight bounds the
-// requests served at once (each scrapes every source): more are answered 503.
-func (e *Exporter) Handler(opts promhttp.HandlerOpts) http.Handler {
-	var inFlight chan struct{}
-	if opts.MaxRequestsInFlight > 0 {
-		inFlight = make(chan struct{}, opts.MaxRequestsInFlight)
-	}
-	// The limit is applied here, once for all requests: promhttp's own would be per handler,
-	// and a handler is built per request around that request's Gatherer.
-	opts.MaxRequestsInFlight = 0
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if inFlight != nil {
-			select {
-			case inFlight <- struct{}{}:
-				defer func() { <-inFlight }()
-			default:
-				http.Error(w, fmt.Sprintf("Limit of concurrent scrapes reached (%d), try again later.", cap(inFlight)), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		timeout := e.requestTimeout(r)
-		promhttp.HandlerFor(e.Gatherer(r.Context(), timeout), opts).ServeHTTP(w, r)
-	})
+// limitsFor are the Writer caps of the exporter's options.
+func (e *Exporter) writerLimits() writerLimits {
+	return writerLimits{maxSeries: e.opts.MaxSeriesPerSource, maxLabel: e.opts.MaxLabelValueLength}
 }
 
 // requestTimeout reads the scrape timeout header; 0 when absent or unusable. A timeout over
@@ -173,22 +205,4 @@ func (e *Exporter) requestTimeout(r *http.Request) time.Duration {
 		t = announced / 2 // a tiny timeout: keep half of it rather than nothing
 	}
 	return t
-}
-
-// noteResult logs a source's failure when it starts failing (at error level) and its
-// recovery; repeated failures are logged at debug level only.
-func (e *Exporter) noteResult(kind, name string, err error, reason string) {
-	key := kind + "\x00" + name
-	e.mu.Lock()
-	wasDown, known := e.down[key]
-	e.down[key] = err != nil
-	e.mu.Unlock()
-	switch {
-	case err != nil && !wasDown:
-		e.logger.Error("scrape failed", "kind", kind, "source", name, "reason", reason, "err", err)
-	case err != nil:
-		e.logger.Debug("scrape failed again", "kind", kind, "source", name, "reason", reason, "err", err)
-	case known && wasDown:
-		e.logger.Info("scrape recovered", "kind", kind, "source", name)
-	}
 }

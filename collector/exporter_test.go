@@ -6,21 +6,22 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 var testKind = Kind{Name: "fake", SourceLabel: "source", Title: "fake source"}
 
-var fakeValue = prometheus.NewDesc("fake_value", "A value.", []string{"source"}, nil)
+var fakeValue = gauge(testKind, "fake_value", "A value.")
 
 // fakeSource scrapes by calling fn; it emits fake_value{source} = value on success.
 type fakeSource struct {
@@ -31,15 +32,14 @@ type fakeSource struct {
 
 func (f *fakeSource) Kind() Kind     { return testKind }
 func (f *fakeSource) Config() Config { return f.cfg }
-func (f *fakeSource) Scrape(ctx context.Context) (Emit, error) {
+func (f *fakeSource) Scrape(ctx context.Context, w *Writer) error {
 	if f.fn != nil {
 		if err := f.fn(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.MustNewConstMetric(fakeValue, prometheus.GaugeValue, f.value, f.cfg.SourceName())
-	}, nil
+	w.Value(fakeValue, f.value)
+	return nil
 }
 
 // globSource expands into the sources it holds.
@@ -137,7 +137,7 @@ func TestScrapeTimeoutHeaderSetsDeadline(t *testing.T) {
 		return nil
 	}}
 	e := newExporter(t, s)
-	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	req.Header.Set(ScrapeTimeoutHeader, "2.5")
@@ -275,7 +275,7 @@ func TestConcurrentScrapesAreIsolated(t *testing.T) {
 		return nil
 	}, value: 5}
 	e := newExporter(t, s)
-	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	var wg sync.WaitGroup
 	for range 8 {
@@ -294,5 +294,54 @@ func TestConcurrentScrapesAreIsolated(t *testing.T) {
 	wg.Wait()
 	if n != 8 {
 		t.Fatalf("%d scrapes of the source for 8 requests", n)
+	}
+}
+
+// Constant labels are checked when the exporter is built: a label the kind's series already
+// carry, an invalid name or a value that is not UTF-8 is an error; a good one is on every
+// series of the source, its up and duration included.
+func TestConstantLabelsChecked(t *testing.T) {
+	addr := uwsgiFixtureAddr(t, "tcp_4workers_cache_idle.json")
+	for labels, want := range map[string]map[string]string{
+		"already a label": {"worker_id": "x"},
+		"source label":    {"stats_uri": "x"},
+		"core label":      {"kind": "x"},
+		"invalid name":    {"__x": "y"},
+		"not UTF-8":       {"env": "\xff"},
+	} {
+		src, err := NewUWSGI(Config{Address: addr, Labels: want}, UWSGIOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New([]Source{src}, Options{}); err == nil {
+			t.Errorf("%s: %v accepted", labels, want)
+		}
+	}
+	src, err := NewUWSGI(Config{Address: addr, Name: "u", Labels: map[string]string{"env": "prod"}}, UWSGIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := newExporter(t, src).Gatherer(context.Background(), 0).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFamilies(t, mfs)
+	n := 0
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "uwsgi_") && mf.GetName() != "wsgi_exporter_scrape_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			n++
+			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "env" && l.GetValue() == "prod" }) {
+				t.Fatalf("%s: %v", mf.GetName(), m.GetLabel())
+			}
+		}
+	}
+	if n < 50 {
+		t.Fatalf("%d series", n)
+	}
+	if _, err := NewUWSGI(Config{Kind: "nginx", Address: addr}, UWSGIOptions{}); err == nil {
+		t.Error("a Config of kind nginx built a uWSGI source")
 	}
 }

@@ -30,17 +30,17 @@ func (f *stuckProcReader) Read(context.Context, string) (*gunicorn.Master, error
 // goroutine blocked forever; once the stuck read returns, scrapes go on.
 func TestGunicornProcScrapeQueuedGivesUp(t *testing.T) {
 	r := &stuckProcReader{entered: make(chan struct{}), release: make(chan struct{})}
-	src := NewGunicornProcSource(Config{Address: "/run/g.pid"}, r)
+	src := newGP("/run/g.pid", r)
 	first := make(chan error, 1)
 	go func() {
-		_, err := src.Scrape(context.Background())
+		err := src.Scrape(context.Background(), testWriter(src))
 		first <- err
 	}()
 	<-r.entered
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() {
-		_, err := src.Scrape(ctx)
+		err := src.Scrape(ctx, testWriter(src))
 		second <- err
 	}()
 	cancel()
@@ -57,7 +57,7 @@ func TestGunicornProcScrapeQueuedGivesUp(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Scrape(context.Background()); err != nil {
+	if err := src.Scrape(context.Background(), testWriter(src)); err != nil {
 		t.Fatal(err)
 	}
 	if r.calls != 2 || len(src.sem) != 0 {

@@ -61,7 +61,7 @@ func master(pid int, workers ...int) *gunicorn.Master {
 
 func TestGunicornProcSource(t *testing.T) {
 	r := &fakeProcReader{m: master(100, 101, 102)}
-	src := NewGunicornProcSource(Config{Address: "/run/g.pid"}, r)
+	src := newGP("/run/g.pid", r)
 	e := newExporter(t, src)
 	g := e.Gatherer(context.Background(), time.Second)
 	names := []string{"gunicorn_up", "gunicorn_workers", "gunicorn_workers_started_total", "gunicorn_worker_info",
@@ -158,10 +158,11 @@ func statsdFixture(t testing.TB) [][]byte {
 // runStatsd starts the source's listener on an ephemeral loopback port.
 func runStatsd(t *testing.T, sc gunicorn.StatsdConfig) *GunicornStatsdSource {
 	t.Helper()
-	src, err := NewGunicornStatsdSource(Config{Address: "127.0.0.1:0", Name: "g"}, sc)
+	s, err := NewGunicornStatsd(Config{Address: "127.0.0.1:0", Name: "g"}, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	src := s.(*GunicornStatsdSource)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = src.Run(ctx); close(done) }()
@@ -258,18 +259,18 @@ gunicorn_statsd_request_duration_seconds_count{env="test",source="g",svc="demo"}
 }
 
 func TestGunicornStatsdDownWhenNotBound(t *testing.T) {
-	src, err := NewGunicornStatsdSource(Config{Address: "127.0.0.1:0"}, gunicorn.StatsdConfig{})
+	src, err := NewGunicornStatsd(Config{Address: "127.0.0.1:0"}, gunicorn.StatsdConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = src.Scrape(context.Background())
+	err = src.Scrape(context.Background(), testWriter(src))
 	if fetch.ReasonOf(err) != fetch.ReasonConnect {
 		t.Fatalf("scrape before Run: %v", err)
 	}
-	if _, err := NewGunicornStatsdSource(Config{Address: "x"}, gunicorn.StatsdConfig{}); err == nil {
+	if _, err := NewGunicornStatsd(Config{Address: "x"}, gunicorn.StatsdConfig{}); err == nil {
 		t.Error("bad address accepted")
 	}
-	if _, err := NewGunicornStatsdSource(Config{Address: ":0"}, gunicorn.StatsdConfig{TagLabels: []string{"code"}}); err == nil {
+	if _, err := NewGunicornStatsd(Config{Address: ":0"}, gunicorn.StatsdConfig{TagLabels: []string{"code"}}); err == nil {
 		t.Error("tag label code accepted")
 	}
 }
@@ -277,12 +278,12 @@ func TestGunicornStatsdDownWhenNotBound(t *testing.T) {
 func TestGunicornInitialSpawnIsNotRestarts(t *testing.T) {
 	w := func(pid int, start float64) gunicorn.Worker { return gunicorn.Worker{PID: pid, StartTime: start} }
 	r := &fakeProcReader{m: &gunicorn.Master{PID: 1, Workers: []gunicorn.Worker{w(10, 100), w(11, 100.05)}}}
-	src := NewGunicornProcSource(Config{Address: "p"}, r)
+	src := newGP("p", r)
 	now := 100.1
 	src.now = func() float64 { return now }
 	scrape := func() {
 		t.Helper()
-		if _, err := src.Scrape(context.Background()); err != nil {
+		if err := src.Scrape(context.Background(), testWriter(src)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -309,15 +310,15 @@ func TestGunicornInitialSpawnWithTruncatedBootTime(t *testing.T) {
 	w := func(pid int, start float64) gunicorn.Worker { return gunicorn.Worker{PID: pid, StartTime: start} }
 	// Real starts 100.95 and 101.0; the boot time's lost fraction (0.95) makes them read 100.0, 100.05.
 	r := &fakeProcReader{m: &gunicorn.Master{PID: 1, Workers: []gunicorn.Worker{w(10, 100), w(11, 100.05)}}}
-	src := NewGunicornProcSource(Config{Address: "p"}, r)
+	src := newGP("p", r)
 	now := 101.2 // 0.2 s of real time after the second fork
 	src.now = func() float64 { return now }
-	if _, err := src.Scrape(context.Background()); err != nil {
+	if err := src.Scrape(context.Background(), testWriter(src)); err != nil {
 		t.Fatal(err)
 	}
 	r.m.Workers = append(r.m.Workers, w(12, 100.15), w(13, 100.3))
 	now = 101.5
-	if _, err := src.Scrape(context.Background()); err != nil {
+	if err := src.Scrape(context.Background(), testWriter(src)); err != nil {
 		t.Fatal(err)
 	}
 	if src.started != 0 {

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -25,23 +23,8 @@ const mpFixtures = "../fixtures/multiproc"
 // mpGather scrapes a multiprocess source once and gathers it as client_golang would serve it.
 func mpGather(t testing.TB, m *Multiproc) []*dto.MetricFamily {
 	t.Helper()
-	emit, err := m.Scrape(context.Background())
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(mpEmitCollector(emit))
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	return fams
+	return scrapeFamilies(t, m)
 }
-
-type mpEmitCollector Emit
-
-func (mpEmitCollector) Describe(chan<- *prometheus.Desc)      {}
-func (e mpEmitCollector) Collect(ch chan<- prometheus.Metric) { e(ch) }
 
 // mpAppFamilies keeps the application's families: the directory's own health metrics go.
 func mpAppFamilies(fams []*dto.MetricFamily) map[string]*dto.MetricFamily {
@@ -179,7 +162,11 @@ func mpTextRoundTrip(t testing.TB, fams []*dto.MetricFamily) []*dto.MetricFamily
 }
 
 func newTestMultiproc(dir string, opts multiproc.Options) *Multiproc {
-	return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, Options: opts})
+	s, err := NewMultiproc(Config{Address: dir}, MultiprocOptions{Options: opts})
+	if err != nil {
+		panic(err)
+	}
+	return s.(*Multiproc)
 }
 
 // TestMultiprocConformance compares the merge of every fixture directory with the output of

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -86,7 +84,7 @@ func TestMultiprocDirLabel(t *testing.T) {
 	mpWriteDB(t, b, "counter_1.db", mpEntry{`["req", "req_total", {"code": "200"}, "Requests."]`, 5},
 		mpEntry{`["req", "req_total", {"multiproc_dir": "mine"}, "Requests."]`, 1})
 	mk := func(dir string, label bool) Source {
-		return NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, DirLabel: label})
+		return newMP(dir, MultiprocOptions{DirLabel: label})
 	}
 	e := mpExporter(t, mk(a, true), mk(b, true))
 	got := mpScrapeText(t, e, "req_total", "multiproc_entries_dropped_total")
@@ -123,7 +121,7 @@ req_total{code="200",multiproc_dir="` + b + `"} 5
 func TestMultiprocErrorsAndHealth(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
-	e := mpExporter(t, NewMultiproc(MultiprocConfig{Config: Config{Address: missing}}))
+	e := mpExporter(t, newMP(missing, MultiprocOptions{}))
 	out := mpScrapeText(t, e, "multiproc_up", "wsgi_exporter_scrape_errors_total")
 	if !strings.Contains(out, `multiproc_up{multiproc_dir="`+missing+`"} 0`) ||
 		!strings.Contains(out, `wsgi_exporter_scrape_errors_total{kind="multiproc",reason="not_found",source="`+missing+`"} 1`) {
@@ -135,7 +133,7 @@ func TestMultiprocErrorsAndHealth(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "counter_2.db"), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src := NewMultiproc(MultiprocConfig{Config: Config{Address: dir}})
+	src := newMP(dir, MultiprocOptions{})
 	e = mpExporter(t, src)
 	mpScrapeText(t, e)
 	out = mpScrapeText(t, e, "multiproc_up", "multiproc_file_errors_total", "multiproc_files", "multiproc_used_bytes", "req_total", "g")
@@ -166,7 +164,7 @@ func TestMultiprocFloatHistogram(t *testing.T) {
 		mpEntry{`["i", "i_bucket", {"le": "1.0"}, "I."]`, 2},
 		mpEntry{`["i", "i_bucket", {"le": "+Inf"}, "I."]`, 1},
 		mpEntry{`["i", "i_sum", {}, "I."]`, 0.5})
-	e := mpExporter(t, NewMultiproc(MultiprocConfig{Config: Config{Address: dir}}))
+	e := mpExporter(t, newMP(dir, MultiprocOptions{}))
 	want := `# HELP h H.
 # TYPE h histogram
 h_bucket{le="1"} 1.5
@@ -188,7 +186,7 @@ i_count 3
 // TestMultiprocNegotiation: text, OpenMetrics and protobuf all serve the merged fixture.
 func TestMultiprocNegotiation(t *testing.T) {
 	e := mpExporter(t, newTestMultiproc(filepath.Join(mpFixtures, "dirs", "small_016"), multiproc.Options{}))
-	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	for accept, ctype := range map[string]string{
 		"text/plain; version=0.0.4":                   "text/plain",
@@ -223,13 +221,7 @@ func TestMultiprocNegotiation(t *testing.T) {
 // TestMultiprocLint: client_golang's linter finds nothing in our own metrics.
 func TestMultiprocLint(t *testing.T) {
 	src := newTestMultiproc(filepath.Join(mpFixtures, "dirs", "edge_016"), multiproc.Options{ProcRoot: "/proc", DropDeadLiveGauges: true})
-	reg := prometheus.NewPedanticRegistry()
-	emit, err := src.Scrape(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.MustRegister(mpEmitCollector(emit))
-	problems, err := testutil.GatherAndLint(reg)
+	problems, err := testutil.GatherAndLint(staticGatherer(scrapeFamilies(t, src)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,9 +259,9 @@ func TestMultiprocLogsOnce(t *testing.T) {
 	}
 	var mu sync.Mutex
 	n := 0
-	src := NewMultiproc(MultiprocConfig{Config: Config{Address: dir}, Logger: slog.New(mpCountHandler{&mu, &n})})
+	src := newMP(dir, MultiprocOptions{Logger: slog.New(mpCountHandler{&mu, &n})})
 	scrape := func() {
-		if _, err := src.Scrape(t.Context()); err != nil {
+		if err := src.Scrape(t.Context(), testWriter(src)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,12 +3,11 @@ package collector
 import (
 	"context"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsgi-exporter/wsgi_exporter/nginx"
 )
 
-// NginxKind is nginx's stub_status page; series of one target carry source="<scrape URI>".
+// NginxKind is nginx's stub_status page (series: nginx_up and nginx_metrics.go); series of
+// one target carry source="<scrape URI>".
 var NginxKind = Kind{Name: "nginx", SourceLabel: "source", Title: "nginx stub_status page"}
 
 // NginxOptions are the settings shared by every nginx source.
@@ -17,11 +16,14 @@ type NginxOptions = nginx.Options
 // NewNginx returns the source for one --nginx.scrape-uri. It has an HTTP client and transport
 // of its own.
 func NewNginx(cfg Config, opts NginxOptions) (Source, error) {
+	cfg, err := cfg.forKind(NginxKind)
+	if err != nil {
+		return nil, err
+	}
 	t, err := nginx.ParseAddress(cfg.Address)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Kind = NginxKind.Name
 	cfg.Address = nginx.SourceName(cfg.Address) // the client keeps the real one; no secret leaves
 	return &nginxSource{cfg: cfg, client: nginx.NewClient(t, opts)}, nil
 }
@@ -45,12 +47,12 @@ type nginxSource struct {
 func (s *nginxSource) Kind() Kind     { return NginxKind }
 func (s *nginxSource) Config() Config { return s.cfg }
 
-// Scrape reads and parses the page; the returned Emit only builds metrics.
-func (s *nginxSource) Scrape(ctx context.Context) (Emit, error) {
+// Scrape reads and parses the page and writes its series.
+func (s *nginxSource) Scrape(ctx context.Context, w *Writer) error {
 	st, err := s.client.Fetch(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	name := s.cfg.SourceName()
-	return func(ch chan<- prometheus.Metric) { emitNginx(ch, name, st) }, nil
+	nginxTranslate(w, st)
+	return nil
 }

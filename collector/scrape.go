@@ -2,48 +2,44 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 var reasons = fetch.Reasons
 
-// scrapeCollector scrapes one source for one request, or reports the failure of a glob that
-// could not be expanded.
-type scrapeCollector struct {
-	e       *Exporter
-	ctx     context.Context
-	start   time.Time // when the request began: every deadline counts from here
-	timeout time.Duration
-	src     Source
-	err     error    // set: src is an Expander whose expansion failed; report it down
-	late    *lateApp // set: src is an appSource, whose metrics are built after the others'
-}
+// The core's families: the scrape duration of every source, and each kind's <kind>_up
+// (upFamily).
+var scrapeDuration = gauge(Kind{}, "wsgi_exporter_scrape_duration_seconds", "How long the last scrape of a source took.", "kind", "source")
 
-// Describe sends nothing: the collector is unchecked, as the series of a source depend on
-// what the target reports.
-func (c *scrapeCollector) Describe(chan<- *prometheus.Desc) {}
+var upFamilies sync.Map // kind name -> *Family
 
-func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.err != nil {
-		c.report(c.src, c.start, c.err, ch)
-		return
+// upFamily returns <kind>_up, the gauge every source of kind k reports at every scrape.
+func upFamily(k Kind) *Family {
+	if f, ok := upFamilies.Load(k.Name); ok {
+		return f.(*Family)
 	}
-	c.scrapeOne(c.src, ch)
+	upFamiliesMu.Lock()
+	defer upFamiliesMu.Unlock()
+	if f, ok := upFamilies.Load(k.Name); ok {
+		return f.(*Family)
+	}
+	f := gauge(k, k.Name+"_up", "Whether the last scrape of the "+k.Title+" succeeded (1) or failed (0).")
+	upFamilies.Store(k.Name, f)
+	return f
 }
 
-// deadline is the source's deadline, counted from the start of the request, so that time spent
-// expanding globs is not granted a second time.
-func (c *scrapeCollector) deadline(s Source) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(c.ctx, c.start.Add(sourceTimeout(s, c.timeout)))
-}
+var upFamiliesMu sync.Mutex
 
-// sourceTimeout is the request's timeout when positive, else the source's own, else 5 s.
+// defaultSourceTimeout is the deadline of a source whose Config has no Timeout.
+const defaultSourceTimeout = 5 * time.Second
+
+// sourceTimeout is the request's timeout when positive, else the source's own, else
+// defaultSourceTimeout.
 func sourceTimeout(s Source, timeout time.Duration) time.Duration {
 	if timeout > 0 {
 		return timeout
@@ -51,11 +47,15 @@ func sourceTimeout(s Source, timeout time.Duration) time.Duration {
 	if t := s.Config().Timeout; t > 0 {
 		return t
 	}
-	return 5 * time.Second
+	return defaultSourceTimeout
 }
 
+// errAbandoned marks a call that guarded stopped waiting for.
+var errAbandoned = errors.New("no answer within the deadline")
+
 // guarded runs fn in its own goroutine and waits for it until ctx is done. A call that
-// overruns is abandoned (its late result is dropped); a panic is an error, not a crash.
+// overruns is abandoned (its late result is dropped; the error wraps errAbandoned); a panic
+// is an error, not a crash.
 func guarded[T any](ctx context.Context, what string, fn func() (T, error)) (T, error) {
 	type result struct {
 		v   T
@@ -77,92 +77,79 @@ func guarded[T any](ctx context.Context, what string, fn func() (T, error)) (T, 
 		return r.v, r.err
 	case <-ctx.Done():
 		var zero T
-		return zero, fetch.Errorf(fetch.ReasonTimeout, "%s: no answer within the deadline: %w", what, ctx.Err())
+		return zero, fetch.Errorf(fetch.ReasonTimeout, "%s: %w: %w", what, errAbandoned, ctx.Err())
 	}
-}
-
-// scrapeOne runs one source's Scrape under its deadline.
-func (c *scrapeCollector) scrapeOne(s Source, ch chan<- prometheus.Metric) {
-	start := time.Now()
-	ctx, cancel := c.deadline(s)
-	defer cancel()
-	var (
-		emit Emit
-		err  error
-	)
-	if as, ok := s.(appSource); ok && c.late != nil {
-		// Only read now; the metrics are built once every other source's are gathered.
-		var app appEmit
-		app, err = guarded(ctx, "scraping", func() (appEmit, error) { return as.scrapeApp(ctx) })
-		if err == nil && app != nil {
-			c.late.emit = app
-			emit = func(chan<- prometheus.Metric) {}
-		}
-	} else {
-		emit, err = c.limitedScrape(ctx, s)
-	}
-	if err == nil && emit == nil {
-		err = fmt.Errorf("source returned no result")
-	}
-	if err == nil {
-		err = safeEmit(emit, ch)
-	}
-	c.report(s, start, err, ch)
 }
 
 // limitedScrape runs s.Scrape under ctx once one of the source's read slots is free. A scrape
 // abandoned at its deadline keeps its slot until it really returns, so a hung target cannot
-// gather more than maxReadsPerSource reads.
-func (c *scrapeCollector) limitedScrape(ctx context.Context, s Source) (Emit, error) {
-	release, err := c.e.limits.acquire(ctx, s)
+// gather more than maxReadsPerSource reads; its Writer then belongs to it (the error wraps
+// errAbandoned).
+func (e *Exporter) limitedScrape(ctx context.Context, s Source, w *Writer) error {
+	release, err := e.limits.acquire(ctx, s)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return guarded(ctx, "scraping", func() (Emit, error) {
+	_, err = guarded(ctx, "scraping", func() (struct{}, error) {
 		defer release()
-		return s.Scrape(ctx)
+		return struct{}{}, s.Scrape(ctx, w)
 	})
+	return err
 }
 
-// safeEmit runs emit, turning a panic into an error. Metrics sent before a panic stay sent.
-func safeEmit(emit Emit, ch chan<- prometheus.Metric) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic while building metrics: %v", p)
+// scrapeOne scrapes one planned source for request g and returns its output: its series, up
+// and duration, or for an application source what to build once the others are done.
+func (g *gathering) scrapeOne(p planned) *sourceOut {
+	s := p.src
+	deadline := g.start.Add(sourceTimeout(s, g.timeout))
+	ctx, cancel := context.WithDeadline(g.ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	out := &sourceOut{src: s, deadline: deadline, start: start, w: g.newWriter(s, p.consts, deadline)}
+	err := p.err
+	if err == nil {
+		if as, ok := s.(appSource); ok {
+			out.late, err = guarded(ctx, "scraping", func() (appEmit, error) { return as.scrapeApp(ctx) })
+			if err == nil && out.late == nil {
+				err = fmt.Errorf("source returned no result")
+			}
+			if err == nil {
+				out.took = time.Since(start)
+				return out // reported once its series are built (gathering.late)
+			}
+		} else {
+			err = g.e.limitedScrape(ctx, s, out.w)
+			if errors.Is(err, errAbandoned) {
+				out.w = g.newWriter(s, p.consts, deadline) // the abandoned scrape keeps the old one
+			} else if err == nil {
+				err = out.w.err
+			}
 		}
-	}()
-	emit(ch)
-	return nil
+	}
+	out.took = time.Since(start)
+	g.report(out, err)
+	return out
 }
 
-// report sends the source's up and duration and counts a failure.
-func (c *scrapeCollector) report(s Source, start time.Time, err error, ch chan<- prometheus.Metric) {
+// report ends a source's part of the request: its up and duration are written, a failure
+// discards its series and is counted and logged, and its status is updated. A failure caused
+// by the scraper hanging up (the request's context ended before the source's deadline) is
+// none of the source's doing: it is neither counted nor logged above debug level.
+func (g *gathering) report(out *sourceOut, err error) {
+	s, w := out.src, out.w
 	k, name := s.Kind(), s.Config().SourceName()
 	up := 1.0
-	reason := ""
 	if err != nil {
 		up = 0
-		reason = fetch.ReasonOf(err)
-		c.e.errors.WithLabelValues(k.Name, name, reason).Inc()
+		w.discard()
+		if g.ctx.Err() != nil && fetch.ReasonOf(err) == fetch.ReasonTimeout && time.Now().Before(out.deadline) {
+			g.e.logger.Debug("scrape abandoned: the scraper went away", "kind", k.Name, "source", name, "err", err)
+		} else {
+			g.e.noteResult(s, out, err)
+		}
+	} else {
+		g.e.noteResult(s, out, nil)
 	}
-	c.e.noteResult(k.Name, name, err, reason)
-	ch <- prometheus.MustNewConstMetric(upDesc(k), prometheus.GaugeValue, up, name)
-	ch <- prometheus.MustNewConstMetric(c.e.duration, prometheus.GaugeValue, time.Since(start).Seconds(), k.Name, name)
-}
-
-var (
-	upDescsMu sync.Mutex
-	upDescs   = map[Kind]*prometheus.Desc{}
-)
-
-func upDesc(k Kind) *prometheus.Desc {
-	upDescsMu.Lock()
-	defer upDescsMu.Unlock()
-	d, ok := upDescs[k]
-	if !ok {
-		d = prometheus.NewDesc(k.Name+"_up", "Whether the last scrape of the "+k.Title+" succeeded (1) or failed (0).",
-			[]string{k.SourceLabel}, nil)
-		upDescs[k] = d
-	}
-	return d
+	w.core(upFamily(k), up)
+	w.core(scrapeDuration, out.took.Seconds(), k.Name, name)
 }

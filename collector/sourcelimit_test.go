@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -33,7 +32,7 @@ func TestReadsPerSourceAreBounded(t *testing.T) {
 	}, value: 5}
 	other := &fakeSource{cfg: Config{Address: "b", Timeout: 5 * time.Second}, value: 6}
 	e := newExporter(t, s, other)
-	srv := httptest.NewServer(e.Handler(promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	var wg sync.WaitGroup
 	for range 12 {

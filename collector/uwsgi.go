@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
+
+// UWSGIKind is the uWSGI stats server kind (series: uwsgi_up and uwsgi_metrics.go). Its
+// source label is stats_uri, as in timonwong/uwsgi_exporter, so that existing dashboards keep
+// their label.
+var UWSGIKind = Kind{Name: "uwsgi", SourceLabel: "stats_uri", Title: "uWSGI stats server"}
 
 // UWSGIOptions tune the uWSGI sources.
 type UWSGIOptions struct {
@@ -26,11 +29,14 @@ type UWSGIOptions struct {
 // NewUWSGI returns the source for one --uwsgi.stats-uri. A unix address with a glob
 // returns a source that also implements Expander.
 func NewUWSGI(cfg Config, opts UWSGIOptions) (Source, error) {
+	cfg, err := cfg.forKind(UWSGIKind)
+	if err != nil {
+		return nil, err
+	}
 	addr, err := uwsgi.ParseAddress(cfg.Address)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Kind = UWSGIKind.Name
 	cfg.Address = uwsgi.SourceName(cfg.Address) // the client keeps the real one; no secret leaves
 	if addr.IsGlob() {
 		return &uwsgiGlob{cfg: cfg, addr: addr, opts: opts}, nil
@@ -52,17 +58,14 @@ type uwsgiSource struct {
 func (s *uwsgiSource) Kind() Kind     { return UWSGIKind }
 func (s *uwsgiSource) Config() Config { return s.cfg }
 
-// Scrape reads and decodes the stats document; the returned Emit only builds metrics.
-func (s *uwsgiSource) Scrape(ctx context.Context) (Emit, error) {
+// Scrape reads and decodes the stats document and writes its series.
+func (s *uwsgiSource) Scrape(ctx context.Context, w *Writer) error {
 	st, err := s.client.Stats(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	name := s.cfg.SourceName()
-	return func(ch chan<- prometheus.Metric) {
-		e := uwsgiEmitter{ch: ch, src: name, collectCores: s.opts.CollectCores}
-		e.emit(st)
-	}, nil
+	uwsgiTranslate(w, st, s.opts.CollectCores)
+	return nil
 }
 
 // uwsgiGlob is a unix socket glob (unix:///run/uwsgi/*.sock, one socket per Emperor
@@ -77,8 +80,8 @@ func (g *uwsgiGlob) Kind() Kind     { return UWSGIKind }
 func (g *uwsgiGlob) Config() Config { return g.cfg }
 
 // Scrape is not used: the exporter scrapes what Expand returns.
-func (g *uwsgiGlob) Scrape(context.Context) (Emit, error) {
-	return nil, fmt.Errorf("%s is a glob: it is scraped through Expand", g.addr)
+func (g *uwsgiGlob) Scrape(context.Context, *Writer) error {
+	return fmt.Errorf("%s is a glob: it is scraped through Expand", g.addr)
 }
 
 // Expand lists the sockets that match now.

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
@@ -31,8 +29,8 @@ func uwsgiBenchDoc(b *testing.B, n int) []byte {
 	return out
 }
 
-// BenchmarkUWSGIScrape measures one scrape of a 64-worker instance without the network:
-// decode the document, build the metrics and gather them through a registry.
+// BenchmarkUWSGIScrape measures one scrape of a 64-worker instance without the network and
+// without encoding: decode the document and build its families.
 func BenchmarkUWSGIScrape(b *testing.B) {
 	doc := uwsgiBenchDoc(b, 64)
 	for _, cores := range []bool{false, true} {
@@ -41,6 +39,7 @@ func BenchmarkUWSGIScrape(b *testing.B) {
 			name += "+cores"
 		}
 		b.Run(name, func(b *testing.B) {
+			src := &uwsgiSource{cfg: Config{Kind: "uwsgi", Address: "bench"}}
 			b.SetBytes(int64(len(doc)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -48,11 +47,10 @@ func BenchmarkUWSGIScrape(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				reg := prometheus.NewRegistry()
-				reg.MustRegister(uwsgiEmitCollector{st: st, cores: cores})
-				fams, err := reg.Gather()
-				if err != nil || len(fams) == 0 {
-					b.Fatal(err)
+				w := testWriter(src)
+				uwsgiTranslate(w, st, cores)
+				if fams := assemble(nil, []*sourceOut{{src: src, w: w}}); len(fams) == 0 {
+					b.Fatal("no families")
 				}
 			}
 		})

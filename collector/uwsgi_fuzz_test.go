@@ -5,14 +5,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
-// FuzzUWSGIEmit decodes arbitrary stats documents and gathers their metrics through a
-// registry: whatever uWSGI (or an impostor) sends, the exposition must stay valid — no
-// panic, no duplicate series, no invalid label value.
+// FuzzUWSGIEmit decodes arbitrary stats documents, translates them and checks the families
+// with client_golang's gathering: whatever uWSGI (or an impostor) sends, the exposition must
+// stay valid — no panic, no duplicate series, no invalid label value, sorted as a registry
+// would sort it.
 func FuzzUWSGIEmit(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join(uwsgiFixtures, "*.json"))
 	if err != nil || len(files) == 0 {
@@ -31,22 +30,9 @@ func FuzzUWSGIEmit(f *testing.F) {
 		if err != nil {
 			return
 		}
-		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(uwsgiEmitCollector{st: st, cores: cores})
-		if _, err := reg.Gather(); err != nil {
-			t.Fatalf("invalid exposition: %v", err)
-		}
+		src := &uwsgiSource{cfg: Config{Kind: "uwsgi", Address: "fuzz"}}
+		w := testWriter(src)
+		uwsgiTranslate(w, st, cores)
+		checkFamilies(t, assemble(nil, []*sourceOut{{src: src, w: w}}))
 	})
-}
-
-type uwsgiEmitCollector struct {
-	st    *uwsgi.Stats
-	cores bool
-}
-
-func (uwsgiEmitCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (c uwsgiEmitCollector) Collect(ch chan<- prometheus.Metric) {
-	e := uwsgiEmitter{ch: ch, src: "fuzz", collectCores: c.cores}
-	e.emit(c.st)
 }

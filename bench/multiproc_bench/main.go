@@ -4,10 +4,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -16,39 +16,38 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
 
-type emitCollector collector.Emit
+// answer is a ResponseWriter that sends the body to w.
+type answer struct {
+	w    io.Writer
+	h    http.Header
+	code int
+}
 
-func (emitCollector) Describe(chan<- *prometheus.Desc)      {}
-func (e emitCollector) Collect(ch chan<- prometheus.Metric) { e(ch) }
+func (a *answer) Header() http.Header { return a.h }
+func (a *answer) WriteHeader(c int)   { a.code = c }
+func (a *answer) Write(b []byte) (int, error) {
+	if a.code == 0 {
+		a.code = http.StatusOK
+	}
+	return a.w.Write(b)
+}
 
-var readTime time.Duration // time spent in Scrape (read + merge), the rest is gather + encode
-
-func scrape(src *collector.Multiproc, w io.Writer) (int, error) {
-	t0 := time.Now()
-	emit, err := src.Scrape(context.Background())
-	readTime += time.Since(t0)
+// scrape serves one text /metrics answer of the exporter to w.
+func scrape(h http.Handler, w io.Writer) error {
+	req, err := http.NewRequest(http.MethodGet, "/metrics", nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(emitCollector(emit))
-	fams, err := reg.Gather()
-	if err != nil {
-		return 0, err
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	a := &answer{w: w, h: http.Header{}}
+	h.ServeHTTP(a, req)
+	if a.code != http.StatusOK {
+		return fmt.Errorf("status %d", a.code)
 	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, f := range fams {
-		if err := enc.Encode(f); err != nil {
-			return 0, err
-		}
-	}
-	return len(fams), nil
+	return nil
 }
 
 type countWriter struct{ n int }
@@ -77,10 +76,20 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed scrapes here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed scrapes here")
 	flag.Parse()
-	src := collector.NewMultiproc(collector.MultiprocConfig{Config: collector.Config{Address: *dir}})
+	src, err := collector.NewMultiproc(collector.Config{Address: *dir, Timeout: time.Minute}, collector.MultiprocOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exp, err := collector.New([]collector.Source{src}, collector.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	h := exp.Handler()
 	start := time.Now()
 	var cw countWriter
-	if _, err := scrape(src, &cw); err != nil {
+	if err := scrape(h, &cw); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -99,11 +108,10 @@ func main() {
 	}
 	var times []time.Duration
 	var peakAnon int64
-	readTime = 0
 	cpu0 := cpuTime()
 	for i := 0; i < *n; i++ {
 		start := time.Now()
-		if _, err := scrape(src, io.Discard); err != nil {
+		if err := scrape(h, io.Discard); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -118,8 +126,8 @@ func main() {
 		}
 	}
 	slices.Sort(times)
-	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f read_merge_mean_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d gomaxprocs %d\n",
-		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), readTime.Seconds()/float64(*n), cw.n, status("VmHWM"), peakAnon, status("RssFile"), runtime.GOMAXPROCS(0))
+	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d gomaxprocs %d\n",
+		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), cw.n, status("VmHWM"), peakAnon, status("RssFile"), runtime.GOMAXPROCS(0))
 }
 
 // cpuTime is the user + system CPU time the process used so far.

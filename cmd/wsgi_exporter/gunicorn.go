@@ -58,7 +58,11 @@ func (f *gunicornFlags) build(c common) ([]collector.Source, error) {
 			if p == "" {
 				return nil, fmt.Errorf("--gunicorn.pidfile: empty path")
 			}
-			out = append(out, collector.NewGunicornProcSource(collector.Config{Kind: collector.GunicornKind.Name, Address: p, Timeout: c.Timeout}, reader))
+			s, err := collector.NewGunicorn(collector.Config{Address: p, Timeout: c.Timeout}, collector.GunicornOptions{Reader: reader})
+			if err != nil {
+				return nil, fmt.Errorf("--gunicorn.pidfile %s: %w", p, err)
+			}
+			out = append(out, s)
 		}
 	}
 	if *f.statsdMaxSeries <= 0 {
@@ -71,7 +75,7 @@ func (f *gunicornFlags) build(c common) ([]collector.Source, error) {
 		}
 	}
 	for _, a := range *f.statsdAddresses {
-		s, err := collector.NewGunicornStatsdSource(collector.Config{Kind: collector.GunicornStatsdKind.Name, Address: a, Timeout: c.Timeout}, sc)
+		s, err := collector.NewGunicornStatsd(collector.Config{Address: a, Timeout: c.Timeout}, sc)
 		if err != nil {
 			return nil, fmt.Errorf("--gunicorn.statsd-listen-address %s: %w", a, err)
 		}

@@ -3,14 +3,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +65,8 @@ type settings struct {
 	timeout       *time.Duration
 	timeoutOffset *time.Duration
 	maxTimeout    *time.Duration
+	maxSeries     *int
+	maxLabelLen   *int
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
 	procfs        *string
@@ -82,7 +83,11 @@ func newApp() (*kingpin.Application, *settings) {
 		timeout:       app.Flag("scrape.timeout", "Deadline of a source's scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("5s").Duration(),
 		timeoutOffset: app.Flag("scrape.timeout-offset", "Taken off the scrape timeout Prometheus announces, to answer before it gives up.").Default("500ms").Duration(),
 		maxTimeout:    app.Flag("scrape.max-timeout", "Largest scrape timeout a request may announce in X-Prometheus-Scrape-Timeout-Seconds; a larger one counts as this, so that a hung source holds a request at most this long.").Default("2m").Duration(),
-		toolkitFlags:  webflag.AddFlags(app, defaultAddress),
+		maxSeries: app.Flag("scrape.max-series-per-source", "Most series one source may add to an answer (a histogram counts each bucket, its sum and its count); more are left out and counted in wsgi_exporter_series_dropped_total{reason=\"series_limit\"}.").
+			Default(strconv.Itoa(collector.DefaultMaxSeriesPerSource)).Int(),
+		maxLabelLen: app.Flag("scrape.max-label-value-length", "Longest label value, in bytes, a series read from a source may carry; a series with a longer one is left out and counted in wsgi_exporter_series_dropped_total{reason=\"label_value_too_long\"}.").
+			Default(strconv.Itoa(collector.DefaultMaxLabelValueLength)).Int(),
+		toolkitFlags: webflag.AddFlags(app, defaultAddress),
 		procfs: app.Flag("path.procfs",
 			"Mount point of the proc filesystem that shows the served processes (e.g. /host/proc in a container): gunicorn's master and workers, and the multiprocess directories' writers. Empty: none (pidfiles cannot be read, and the multiprocess liveness check is off).").
 			Default("/proc").String(),
@@ -110,6 +115,10 @@ func run(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "%s: --scrape.max-timeout must be positive, got %v\n", exporterName, *s.maxTimeout)
 		return 2
 	}
+	if *s.maxSeries <= 0 || *s.maxLabelLen <= 0 {
+		fmt.Fprintf(stderr, "%s: --scrape.max-series-per-source and --scrape.max-label-value-length must be positive\n", exporterName)
+		return 2
+	}
 	s.logConfig.Writer = stderr
 	logger := promslog.New(s.logConfig)
 	logger.Info("starting "+exporterName, "version", version.Info())
@@ -133,7 +142,8 @@ func run(args []string, stdout, stderr *os.File) int {
 	if len(sources) == 0 {
 		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
 	}
-	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout})
+	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout,
+		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen})
 	if err != nil {
 		logger.Error("invalid configuration", "err", err)
 		return 2
@@ -156,7 +166,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 	}
 
-	mux, err := newMux(exp, logger, *s.metricsPath, *s.enablePprof, *s.maxRequests)
+	mux, err := newMux(exp, *s.metricsPath, *s.enablePprof)
 	if err != nil {
 		logger.Error("cannot build the web interface", "err", err)
 		return 1
@@ -178,17 +188,11 @@ func run(args []string, stdout, stderr *os.File) int {
 }
 
 // newMux builds the HTTP endpoints: metrics, health, landing page and, when asked, pprof.
-func newMux(exp *collector.Exporter, logger *slog.Logger, metricsPath string, pprof bool, maxRequests int) (*http.ServeMux, error) {
+func newMux(exp *collector.Exporter, metricsPath string, pprof bool) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	handler := exp.Handler(promhttp.HandlerOpts{
-		ErrorLog:            promhttpLogger{logger},
-		ErrorHandling:       promhttp.ContinueOnError,
-		EnableOpenMetrics:   true,
-		MaxRequestsInFlight: maxRequests,
-		// Counts errors while gathering in promhttp_metric_handler_errors_total.
-		Registry: exp.Registry(),
-	})
-	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(exp.Registry(), handler))
+	// The exporter's handler counts its errors in promhttp_metric_handler_errors_total;
+	// promhttp counts the requests.
+	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(exp.Registry(), exp.Handler()))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("Healthy\n"))
@@ -223,30 +227,4 @@ func addEnvars(app *kingpin.Application) {
 		}
 		app.GetFlag(f.Name).Envar(envarName(f.Name))
 	}
-}
-
-// promhttpLogger logs promhttp's errors. A scraper that goes away mid-response makes the
-// write of every remaining metric family fail: that is the client's doing, logged at debug
-// level rather than as one ERROR line per family. Everything else, a failed gathering above
-// all, stays an error.
-type promhttpLogger struct{ logger *slog.Logger }
-
-// Println implements promhttp.Logger.
-func (l promhttpLogger) Println(v ...any) {
-	level := slog.LevelError
-	if len(v) == 2 && v[0] == "error encoding and sending metric family:" {
-		if err, ok := v[1].(error); ok && isClientGone(err) {
-			level = slog.LevelDebug
-		}
-	}
-	l.logger.Log(context.Background(), level, strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
-}
-
-// isClientGone tells a failed write to the scraper's connection (it hung up, reset it, or
-// the write deadline passed) from a failure to encode.
-func isClientGone(err error) bool {
-	var oe *net.OpError
-	return (errors.As(err, &oe) && oe.Op == "write") ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, http.ErrHandlerTimeout)
 }

@@ -66,12 +66,12 @@ func (f *multiprocFlags) build(c common) ([]collector.Source, error) {
 		if d == "" {
 			return nil, fmt.Errorf("--multiproc.dir must not be empty")
 		}
-		out = append(out, collector.NewMultiproc(collector.MultiprocConfig{
-			Config:   collector.Config{Address: d, Timeout: c.Timeout},
-			Options:  f.options(c),
-			DirLabel: dirLabel,
-			Logger:   c.Logger,
-		}))
+		s, err := collector.NewMultiproc(collector.Config{Address: d, Timeout: c.Timeout},
+			collector.MultiprocOptions{Options: f.options(c), DirLabel: dirLabel, Logger: c.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("--multiproc.dir %s: %w", d, err)
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -20,7 +20,7 @@ func TestLandingPageProfilingLinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mux, err := newMux(exp, promslog.NewNopLogger(), "/metrics", pprof, 0)
+		mux, err := newMux(exp, "/metrics", pprof)
 		if err != nil {
 			t.Fatal(err)
 		}

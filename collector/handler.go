@@ -1,0 +1,251 @@
+package collector
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+)
+
+// Handler serves /metrics: one scrape of every source per request, isolated from concurrent
+// requests, under the deadline Prometheus announces, encoded as the request asks (text 0.0.4,
+// OpenMetrics or protobuf, gzip when accepted) with prometheus/common/expfmt. It answers as
+// promhttp's handler does (same headers, the name[] filter, promhttp_metric_handler_errors_total
+// counts its errors; wrap it in promhttp.InstrumentMetricHandler for the request counters),
+// with these differences: an answer that cannot be finished by the deadline the scraper
+// announced is cut off (the connection is closed, so the scraper sees a failed scrape rather
+// than a short one), and a scraper that hangs up is logged at debug level only.
+func (e *Exporter) Handler() http.Handler {
+	e.handlerOnce.Do(func() {
+		e.handlerErrors.WithLabelValues("gathering")
+		e.handlerErrors.WithLabelValues("encoding")
+		e.registry.MustRegister(e.handlerErrors)
+	})
+	var inFlight chan struct{}
+	if e.opts.MaxRequestsInFlight > 0 {
+		inFlight = make(chan struct{}, e.opts.MaxRequestsInFlight)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, fmt.Sprintf("Limit of concurrent scrapes reached (%d), try again later.", cap(inFlight)), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		e.serve(w, r)
+	})
+}
+
+// answerSlack is how long after the sources' deadline an answer may still be written when the
+// scraper announced no timeout (then the deadline is the sources' own).
+const answerSlack = 500 * time.Millisecond
+
+func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	timeout := e.requestTimeout(r)
+	mfs, err := e.gather(r.Context(), timeout)
+	if r.Context().Err() != nil {
+		e.logger.Debug("scraper went away before the answer was ready", "err", r.Context().Err())
+		return
+	}
+	if err != nil {
+		e.logger.Error("error gathering metrics", "err", err)
+		e.handlerErrors.WithLabelValues("gathering").Inc()
+		if len(mfs) == 0 {
+			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+
+	// The answer must be written before the scraper gives up: the deadline it announced (before
+	// the offset taken off for the sources), else the sources' longest deadline plus a little.
+	answerBy := start.Add(e.maxSourceTimeout() + answerSlack)
+	if timeout > 0 {
+		answerBy = start.Add(timeout + max(e.opts.TimeoutOffset, answerSlack))
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(answerBy) // not every ResponseWriter can
+
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+	h := w.Header()
+	h.Add("Vary", "Accept")
+	h.Add("Vary", "Accept-Encoding")
+	h.Set("Content-Type", string(format))
+	dw := &deadlineWriter{w: w, by: answerBy}
+	var out io.Writer = dw
+	var gz *gzip.Writer
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		h.Set("Content-Encoding", "gzip")
+		gz = gzipPool.Get().(*gzip.Writer)
+		gz.Reset(dw)
+		defer gzipPool.Put(gz)
+		out = gz
+	}
+	bw := bufPool.Get().(*bufio.Writer)
+	bw.Reset(out)
+	defer func() {
+		bw.Reset(nil)
+		bufPool.Put(bw)
+	}()
+
+	var filter map[string]bool
+	if names := r.URL.Query()["name[]"]; len(names) > 0 {
+		filter = make(map[string]bool, len(names))
+		for _, n := range names {
+			filter[n] = true
+		}
+	}
+	enc := expfmt.NewEncoder(bw, format)
+	for _, mf := range mfs {
+		if filter != nil && !filter[mf.GetName()] {
+			continue
+		}
+		if !e.encodeOK(enc.Encode(mf), dw) {
+			break
+		}
+	}
+	if dw.err == nil {
+		if c, ok := enc.(expfmt.Closer); ok { // OpenMetrics' final "# EOF"
+			e.encodeOK(c.Close(), dw)
+		}
+	}
+	if dw.err == nil {
+		e.encodeOK(bw.Flush(), dw)
+	}
+	if gz != nil && dw.err == nil {
+		e.encodeOK(gz.Close(), dw)
+	}
+	if errors.Is(dw.err, errAnswerDeadline) {
+		// Ending normally would finish the chunked body: a cut text exposition would then
+		// parse as a complete, shorter one. Aborting closes the connection.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// encodeOK handles the result of writing part of the answer; false means stop writing. A
+// failed write (the scraper hung up, or the deadline passed) stops the answer; a family that
+// cannot be encoded is counted and skipped, as promhttp does.
+func (e *Exporter) encodeOK(err error, dw *deadlineWriter) bool {
+	if err == nil {
+		return true
+	}
+	switch {
+	case errors.Is(dw.err, errAnswerDeadline):
+		e.logger.Warn("answer cut off: it could not be written before the scraper's deadline", "written_bytes", dw.n)
+		e.handlerErrors.WithLabelValues("encoding").Inc()
+	case dw.err != nil && isClientGone(dw.err):
+		e.logger.Debug("scraper went away while the answer was written", "err", dw.err)
+	case dw.err != nil:
+		e.logger.Error("error encoding and sending metric family", "err", err)
+		e.handlerErrors.WithLabelValues("encoding").Inc()
+	default:
+		e.logger.Error("error encoding and sending metric family", "err", err)
+		e.handlerErrors.WithLabelValues("encoding").Inc()
+		return true
+	}
+	return false
+}
+
+// errAnswerDeadline: the answer's deadline passed while it was written.
+var errAnswerDeadline = errors.New("the answer's deadline passed")
+
+// deadlineWriter writes the answer to the response until its deadline, and keeps the first
+// error of a write.
+type deadlineWriter struct {
+	w   io.Writer
+	by  time.Time
+	n   int64
+	err error
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if time.Now().After(d.by) {
+		d.err = errAnswerDeadline
+		return 0, d.err
+	}
+	n, err := d.w.Write(p)
+	d.n += int64(n)
+	if err != nil {
+		if isTimeout(err) {
+			err = fmt.Errorf("%w: %w", errAnswerDeadline, err)
+		}
+		d.err = err
+	}
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// isClientGone tells a failed write to the scraper's connection (it hung up or reset it) from
+// a failure to encode.
+func isClientGone(err error) bool {
+	var oe *net.OpError
+	return (errors.As(err, &oe) && oe.Op == "write") ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, http.ErrHandlerTimeout) || errors.Is(err, context.Canceled)
+}
+
+// acceptsGzip negotiates the answer's compression among identity and gzip from an
+// Accept-Encoding header: gzip when its quality (or that of "*") is positive and higher than
+// identity's, as promhttp decides.
+func acceptsGzip(header string) bool {
+	if header == "" {
+		return false
+	}
+	bestQ, gz := -1.0, false
+	for _, offer := range [...]string{"identity", "gzip"} {
+		for part := range strings.SplitSeq(header, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			coding = strings.TrimSpace(coding)
+			if coding != "*" && !strings.EqualFold(coding, offer) {
+				continue
+			}
+			q := 1.0
+			if k, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+			if q > bestQ {
+				bestQ, gz = q, offer == "gzip"
+			}
+		}
+	}
+	return gz && bestQ > 0
+}
+
+var (
+	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	bufPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+)
+
+// maxSourceTimeout is the longest deadline a source gets when the scraper announces none.
+func (e *Exporter) maxSourceTimeout() time.Duration {
+	if len(e.sources) == 0 {
+		return defaultSourceTimeout
+	}
+	longest := time.Duration(0)
+	for _, s := range e.sources {
+		longest = max(longest, sourceTimeout(s, 0))
+	}
+	return longest
+}
