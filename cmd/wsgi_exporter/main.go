@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,6 +71,7 @@ type settings struct {
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
 	procfs        *string
+	server        *serverFlags
 	kinds         []kindFlags
 }
 
@@ -88,6 +90,7 @@ func newApp() (*kingpin.Application, *settings) {
 		maxLabelLen: app.Flag("scrape.max-label-value-length", "Longest label value, in bytes, a series read from a source may carry; a series with a longer one is left out and counted in wsgi_exporter_series_dropped_total{reason=\"label_value_too_long\"}.").
 			Default(strconv.Itoa(collector.DefaultMaxLabelValueLength)).Int(),
 		toolkitFlags: webflag.AddFlags(app, defaultAddress),
+		server:       addServerFlags(app),
 		procfs: app.Flag("path.procfs",
 			"Mount point of the proc filesystem that shows the served processes (e.g. /host/proc in a container): gunicorn's master and workers, and the multiprocess directories' writers. Empty: none (pidfiles cannot be read, and the multiprocess liveness check is off).").
 			Default("/proc").String(),
@@ -117,6 +120,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 	if *s.maxSeries <= 0 || *s.maxLabelLen <= 0 {
 		fmt.Fprintf(stderr, "%s: --scrape.max-series-per-source and --scrape.max-label-value-length must be positive\n", exporterName)
+		return 2
+	}
+	if err := s.server.check(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 2
 	}
 	s.logConfig.Writer = stderr
@@ -156,35 +163,33 @@ func run(args []string, stdout, stderr *os.File) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	handleHangups(logger, nil)
+	// Background sources run until the web server has stopped: a scrape in flight at SIGTERM
+	// still sees them.
+	runCtx, cancelRunners := context.WithCancel(context.Background())
+	var runners sync.WaitGroup
 	for _, src := range sources {
 		if r, ok := src.(collector.Runner); ok {
-			go func() {
-				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			runners.Go(func() {
+				if err := r.Run(runCtx); err != nil && runCtx.Err() == nil {
 					logger.Error("background source stopped", "kind", r.Kind().Name, "source", r.Config().SourceName(), "err", err)
 				}
-			}()
+			})
 		}
 	}
 
 	mux, err := newMux(exp, *s.metricsPath, *s.enablePprof)
 	if err != nil {
 		logger.Error("cannot build the web interface", "err", err)
+		cancelRunners()
+		runners.Wait()
 		return 1
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, s.toolkitFlags, logger) }()
-	select {
-	case err := <-errc:
-		logger.Error("web server failed", "err", err)
-		return 1
-	case <-ctx.Done():
-		logger.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-		return 0
-	}
+	return serve(ctx, stop, serverConfig{
+		handler: mux, toolkit: s.toolkitFlags, logger: logger, flags: s.server, sources: len(sources),
+		longestScrape: max(*s.maxTimeout, *s.timeout),
+		stopRunners:   func() { cancelRunners(); runners.Wait() },
+	})
 }
 
 // newMux builds the HTTP endpoints: metrics, health, landing page and, when asked, pprof.
