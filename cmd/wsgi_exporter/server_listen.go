@@ -76,7 +76,9 @@ func listenOne(addr string) (net.Listener, error) {
 // limitListener accepts a connection only while fewer than cap(sem) connections of every
 // listener sharing sem are open. Otherwise Accept waits: new clients wait in the kernel's
 // listen queue (their handshake done, no file descriptor of ours used) until a connection
-// closes, e.g. an idle one at the server's IdleTimeout.
+// closes, e.g. an idle one at the server's IdleTimeout. A listener takes its place before it
+// waits in Accept, so no connection is ever open beyond the limit; with several listeners,
+// each idle one holds a place (one serves at most limit - (listeners - 1)).
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}

@@ -43,63 +43,74 @@ level=ERROR msg="http server" err="http: panic serving 127.0.0.1:5555: boom"
 	}
 }
 
-// TestLimitListenerSharesOneLimit: two listeners sharing a limit of 2 accept 2 connections
-// in all; the third waits until one closes; Close ends a waiting Accept.
-func TestLimitListenerSharesOneLimit(t *testing.T) {
-	sem := make(chan struct{}, 2)
+func newLimitListeners(t *testing.T, n, limit int) []*limitListener {
+	t.Helper()
+	sem := make(chan struct{}, limit)
 	var ls []*limitListener
-	for i := 0; i < 2; i++ {
+	for i := 0; i < n; i++ {
 		inner, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, &limitListener{Listener: inner, sem: sem, done: make(chan struct{})})
-		defer ls[i].Close()
+		l := &limitListener{Listener: inner, sem: sem, done: make(chan struct{})}
+		t.Cleanup(func() { l.Close() })
+		ls = append(ls, l)
 	}
-	dial := func(l net.Listener) net.Conn {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+	return ls
+}
+
+func dialT(t *testing.T, l net.Listener) {
+	t.Helper()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	accepted := make(chan net.Conn, 4)
-	for _, l := range ls {
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				accepted <- c
+	t.Cleanup(func() { c.Close() })
+}
+
+// acceptAll accepts from l until it is closed, sending each connection on out.
+func acceptAll(l net.Listener, out chan<- net.Conn) {
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
 			}
-		}()
+			out <- c
+		}
+	}()
+}
+
+// TestLimitListenerWaits: with a limit of 2, a third connection waits until one of the two
+// closes (twice closed, it gives its place back once); Close ends a waiting Accept.
+func TestLimitListenerWaits(t *testing.T) {
+	l := newLimitListeners(t, 1, 2)[0]
+	accepted := make(chan net.Conn, 4)
+	acceptAll(l, accepted)
+	for i := 0; i < 3; i++ {
+		dialT(t, l)
 	}
-	dial(ls[0])
-	dial(ls[1])
 	first := <-accepted
 	<-accepted
-	dial(ls[0])
 	select {
 	case <-accepted:
 		t.Fatal("a third connection was accepted over the limit of 2")
 	case <-time.After(300 * time.Millisecond):
 	}
 	first.Close()
-	first.Close() // a second Close gives back nothing more
+	first.Close()
 	select {
 	case <-accepted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting connection was not accepted after one closed")
 	}
-	if len(sem) != 2 {
-		t.Fatalf("%d places taken, want 2", len(sem))
+	if len(l.sem) != 2 {
+		t.Fatalf("%d places taken, want 2", len(l.sem))
 	}
 	done := make(chan error, 1)
-	go func() { _, err := ls[1].Accept(); done <- err }()
+	go func() { _, err := l.Accept(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
-	ls[1].Close()
+	l.Close()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "closed") {
@@ -107,5 +118,37 @@ func TestLimitListenerSharesOneLimit(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not end a waiting Accept")
+	}
+}
+
+// TestLimitListenerSharesOneLimit: two listeners sharing a limit of 2 never hold more than 2
+// connections in all, and serve every client as connections close. (A listener waiting in
+// Accept holds a place: with k listeners, one of them may serve at most limit - (k - 1).)
+func TestLimitListenerSharesOneLimit(t *testing.T) {
+	ls := newLimitListeners(t, 2, 2)
+	accepted := make(chan net.Conn, 8)
+	for _, l := range ls {
+		acceptAll(l, accepted)
+	}
+	for i := 0; i < 3; i++ {
+		dialT(t, ls[0])
+		dialT(t, ls[1])
+	}
+	var open []net.Conn
+	for n := 0; n < 6; {
+		select {
+		case c := <-accepted:
+			n++
+			open = append(open, c)
+			if len(open) > 2 {
+				t.Fatalf("%d connections open at once over the shared limit of 2", len(open))
+			}
+		case <-time.After(300 * time.Millisecond):
+			if len(open) == 0 {
+				t.Fatalf("%d of 6 accepted, none open: the listeners are stuck", n)
+			}
+			open[0].Close()
+			open = open[1:]
+		}
 	}
 }
