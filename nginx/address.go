@@ -1,7 +1,6 @@
 package nginx
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -53,8 +52,14 @@ func SourceName(s string) string {
 	if fetch.RedactQuery(t.URL.RawQuery) == t.URL.RawQuery {
 		return s
 	}
-	if strings.HasPrefix(s, "unix://") {
+	switch {
+	case strings.HasPrefix(s, "unix://"):
 		return t.Redacted() // the request's query is inside path=…
+	case strings.HasPrefix(s, "unix:"):
+		// unix:SOCKET:PATH?QUERY ('#' and '?' in SOCKET are part of its name).
+		socket, req, _ := strings.Cut(strings.TrimPrefix(s, "unix:"), ":")
+		path, query, _ := strings.Cut(req, "?")
+		return "unix:" + socket + ":" + path + "?" + fetch.RedactQuery(query)
 	}
 	return fetch.Redact(s)
 }
@@ -82,7 +87,7 @@ func ParseAddress(s string) (Target, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Target{}, fmt.Errorf("%q is not a valid URL: %w", shown, urlErr(err))
+		return Target{}, fmt.Errorf("%q is not a valid URL: %w", shown, fetch.URLError(err))
 	}
 	switch u.Scheme {
 	case "http", "https":
@@ -110,7 +115,7 @@ func ParseAddress(s string) (Target, error) {
 func parseUnixURL(s, shown string) (Target, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return Target{}, fmt.Errorf("%q is not a valid unix:/// URL: %w", shown, urlErr(err))
+		return Target{}, fmt.Errorf("%q is not a valid unix:/// URL: %w", shown, fetch.URLError(err))
 	}
 	if u.Host != "" || u.User != nil {
 		return Target{}, fmt.Errorf("%q: a unix URL has no host; write unix:///absolute/path.sock (three slashes)", shown)
@@ -120,7 +125,7 @@ func parseUnixURL(s, shown string) (Target, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return Target{}, fmt.Errorf("%q: bad query: %w", shown, err)
+		return Target{}, fmt.Errorf("%q: bad query: %w", shown, fetch.URLError(err))
 	}
 	reqPath := "/"
 	for k, v := range q {
@@ -173,17 +178,11 @@ func unixTarget(shown, socket, reqPath string) (Target, error) {
 	if err != nil {
 		return Target{}, fmt.Errorf("%q: %w", shown, err)
 	}
+	if abs == "/" { // "/." or "/a/..": the root directory, whatever the spelling
+		return Target{}, fmt.Errorf("%q: the socket path %q names a directory", shown, socket)
+	}
 	return Target{
 		URL:    &url.URL{Scheme: "http", Host: "unix", Path: ref.Path, RawPath: ref.RawPath, RawQuery: ref.RawQuery},
 		Socket: abs,
 	}, nil
-}
-
-// urlErr is the error inside url.Parse's *url.Error, whose text repeats the whole URL.
-func urlErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -23,7 +23,7 @@ func TestAddressSecretsNeverShown(t *testing.T) {
 		{"http://127.0.0.1:8080/stub_status?token=s3cr3t&auto", "http://127.0.0.1:8080/stub_status?token=xxxxx&auto", ""},
 		{"http://admin:s3cr3t@127.0.0.1:8080/stub_status", "", `"http://xxxxx@127.0.0.1:8080/stub_status"` + creds},
 		{"http://127.0.0.1:8080/stub_status#s3cr3t", "", `"http://127.0.0.1:8080/stub_status#xxxxx": a fragment (#…) is never sent to the server`},
-		{"http://127.0.0.1:8080/%zz?token=s3cr3t", "", `"http://127.0.0.1:8080/%zz?token=xxxxx" is not a valid URL: invalid URL escape "%zz"`},
+		{"http://127.0.0.1:8080/%zz?token=s3cr3t", "", `"http://127.0.0.1:8080/%zz?token=xxxxx" is not a valid URL: invalid %-escape`},
 		{"ftp://127.0.0.1/?key=s3cr3t", "", `"ftp://127.0.0.1/?key=xxxxx": unsupported scheme "ftp" (want http, https or unix)`},
 		// https
 		{"https://status.example/stub_status?access_token=s3cr3t", "https://status.example/stub_status?access_token=xxxxx", ""},

@@ -1,6 +1,7 @@
 package nginx
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,10 +96,30 @@ func FuzzParseAddress(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	for _, s := range []string{
+		"http://h/s?token=s3cr3t&auto", "http://u:s3cr3t@h/", "unix:/run/n.sock:/s?k=s3cr3t",
+		"unix:///run/n.sock?path=/s%3Fk%3Ds3cr3t", "http://h/%zz?k=s3cr3t", "ftp://h/?k=s3cr3t",
+	} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseAddress(s)
+		checkNoSecret(t, s, err)
 		if err != nil {
 			return
+		}
+		// The label names the same page, with no query value but "xxxxx".
+		label := SourceName(s)
+		l, err := ParseAddress(label)
+		if err != nil || l.Socket != a.Socket || l.URL.Path != a.URL.Path || l.URL.Host != a.URL.Host {
+			t.Fatalf("%q: label %q names another page: %+v, %v", s, label, l, err)
+		}
+		for _, vs := range l.URL.Query() {
+			for _, v := range vs {
+				if v != "" && v != "xxxxx" {
+					t.Fatalf("%q: label %q shows the query value %q", s, label, v)
+				}
+			}
 		}
 		if a.URL == nil || (a.URL.Scheme != "http" && a.URL.Scheme != "https") {
 			t.Fatalf("%q: bad request URL %v", s, a.URL)
@@ -114,4 +135,94 @@ func FuzzParseAddress(f *testing.F) {
 			t.Fatalf("%q: canonical form %q names another target: %+v vs %+v", s, a, b, a)
 		}
 	})
+}
+
+// checkNoSecret fails when the error of ParseAddress(s) or the label of s shows what net/url
+// reads in s as a user, a password or a query value (at least 3 bytes, once in s), unless the
+// text shows it without s holding it (a word of the message's own).
+func checkNoSecret(t *testing.T, s string, _ error) {
+	t.Helper()
+	msg := func(s string) string {
+		if _, err := ParseAddress(s); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	shown := msg(s) + "\x00" + SourceName(s)
+	for _, secret := range secretsOf(s) {
+		if !strings.Contains(shown, secret) {
+			continue
+		}
+		other := strings.Replace(s, secret, filler(s, len(secret)), 1)
+		if !strings.Contains(msg(other)+"\x00"+SourceName(other), secret) {
+			t.Fatalf("%q: %q shows in %q", s, secret, shown)
+		}
+	}
+}
+
+func secretsOf(s string) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 3 && strings.Count(s, v) == 1 {
+			out = append(out, v)
+		}
+	}
+	values := func(rawQuery string) {
+		for _, p := range strings.Split(rawQuery, "&") {
+			if _, v, ok := strings.Cut(p, "="); ok {
+				add(v)
+			}
+		}
+	}
+	if strings.HasPrefix(s, "unix:") {
+		// The unix forms' query is the request's (a '?' before it is part of the socket path).
+		if t, err := ParseAddress(s); err == nil {
+			values(t.URL.RawQuery)
+		} else if !strings.HasPrefix(s, "unix://") {
+			// unix:SOCKET:PATH: the query is the request path's (a '?' in SOCKET is a name).
+			if parts := strings.Split(strings.TrimPrefix(s, "unix:"), ":"); len(parts) == 2 {
+				if _, q, ok := strings.Cut(parts[1], "?"); ok {
+					values(q)
+				}
+			}
+		} else if _, q, ok := strings.Cut(s, "?"); ok {
+			// unix:///SOCKET?path=PATH: path= is the request path, shown: only its own query
+			// is hidden.
+			for _, p := range strings.Split(q, "&") {
+				k, v, ok := strings.Cut(p, "=")
+				if !ok {
+					continue
+				}
+				if k != "path" || !strings.HasPrefix(s, "unix://") {
+					add(v)
+					continue
+				}
+				if dv, err := url.QueryUnescape(v); err == nil {
+					if _, iq, ok := strings.Cut(dv, "?"); ok {
+						values(iq)
+					}
+				}
+			}
+		}
+		return out
+	}
+	if u, err := url.Parse(s); err == nil {
+		if u.User != nil {
+			add(u.User.Username())
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+		}
+		values(u.RawQuery)
+	}
+	return out
+}
+
+func filler(s string, n int) string {
+	for _, c := range "ZQJXKVzqjxkv" {
+		if !strings.ContainsRune(s, c) {
+			return strings.Repeat(string(c), n)
+		}
+	}
+	return strings.Repeat("W", n)
 }

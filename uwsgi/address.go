@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -122,11 +123,7 @@ func ParseAddress(s string) (Address, error) {
 	case "http", "https":
 		u, err := url.Parse(s)
 		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err // its text repeats the URL
-			}
-			return Address{}, fmt.Errorf("stats address %q: %w", shown, err)
+			return Address{}, fmt.Errorf("stats address %q: %w", shown, fetch.URLError(err))
 		}
 		if u.User != nil {
 			return Address{}, fmt.Errorf("stats address %q: credentials in the URI are not supported (they would be exported in the stats_uri label)", shown)
@@ -142,18 +139,43 @@ func ParseAddress(s string) (Address, error) {
 	return Address{}, fmt.Errorf("stats address %q: unknown scheme %q (want tcp, unix, http, https or file)", shown, fetch.Redact(scheme))
 }
 
+// checkHostPort checks host:port. Its errors do not repeat s (the caller shows it redacted).
 func checkHostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return err
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return errors.New(ae.Err)
+		}
+		return errors.New("not host:port")
 	}
 	if port == "" {
 		return fmt.Errorf("no port")
 	}
-	if strings.ContainsAny(host, "/ ") {
-		return fmt.Errorf("bad host %q", host)
+	if !validPort(port) {
+		return fmt.Errorf("bad port: want a number or a service name")
+	}
+	if strings.ContainsAny(host, "/ ?#@\x00") {
+		return fmt.Errorf("bad host: it holds one of '/', ' ', '?', '#', '@'")
 	}
 	return nil
+}
+
+// validPort accepts a port number or a service name (letters, digits and '-', starting with
+// a letter), as net.Dial does.
+func validPort(p string) bool {
+	if n, err := strconv.Atoi(p); err == nil {
+		return n >= 0 && n <= 65535 && p[0] != '+' && p[0] != '-'
+	}
+	for i, c := range p {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Glob lists the unix sockets that a glob address matches now, sorted, as addresses. Matches

@@ -2,8 +2,10 @@ package uwsgi
 
 import (
 	"bytes"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -84,4 +86,89 @@ func checkTiny(t *testing.T, st *Stats, lim Limits) {
 		locks > lim.Locks || len(st.Daemons) > lim.Daemons || len(st.Crons) > lim.Crons {
 		t.Fatalf("over the limits: %+v", st)
 	}
+}
+
+// secretsOf returns what net/url reads in s as a user, a password or a query value, when it is
+// at least 3 bytes long and appears in s once (so that finding it elsewhere means a leak).
+func secretsOf(s string) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 3 && strings.Count(s, v) == 1 {
+			out = append(out, v)
+		}
+	}
+	for _, c := range []string{s, "tcp://" + s} {
+		u, err := url.Parse(c)
+		if err != nil {
+			continue
+		}
+		if u.User != nil {
+			add(u.User.Username())
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+		}
+		for _, p := range strings.Split(u.RawQuery, "&") {
+			if _, v, ok := strings.Cut(p, "="); ok {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+// FuzzParseAddress: ParseAddress never panics; neither its error nor the stats_uri label shows
+// a user, a password or a query value; the label of an address is an address of the same
+// server.
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{
+		"tcp://127.0.0.1:1717", "127.0.0.1:1717", "[::1]:1717", "unix:///run/uwsgi/*.sock", "file:///tmp/s.json",
+		"http://127.0.0.1:1717/?token=s3cr3t&v", "https://u:s3cr3t@h/", "tcp://u:s3cr3t@h:1", "u:s3cr3t@h:1",
+		"unix://u:s3cr3t@/x", "http://h/#s3cr3t", "http://h/%zz?k=s3cr3t", "//u:s3cr3t@h",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		label := SourceName(s)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		for _, secret := range secretsOf(s) {
+			if !strings.Contains(msg, secret) && !strings.Contains(label, secret) {
+				continue
+			}
+			// The secret may be a word of the message's own text ("htt" in "http"): a leak is
+			// when the text shows it only because the address holds it.
+			other := strings.Replace(s, secret, filler(s, len(secret)), 1)
+			_, err2 := ParseAddress(other)
+			msg2 := ""
+			if err2 != nil {
+				msg2 = err2.Error()
+			}
+			if (strings.Contains(msg, secret) && !strings.Contains(msg2, secret)) ||
+				(strings.Contains(label, secret) && !strings.Contains(SourceName(other), secret)) {
+				t.Fatalf("%q: %q shows in the error %q or the label %q", s, secret, msg, label)
+			}
+		}
+		if err != nil {
+			return
+		}
+		b, err := ParseAddress(label)
+		if err != nil || b.Transport != a.Transport || b.Host != a.Host || b.Path != a.Path {
+			t.Fatalf("%q: label %q is not an address of the same server: %+v, %v", s, label, b, err)
+		}
+		_ = a.Redacted()
+	})
+}
+
+// filler is n times a letter that s does not hold.
+func filler(s string, n int) string {
+	for _, c := range "ZQJXKVzqjxkv" {
+		if !strings.ContainsRune(s, c) {
+			return strings.Repeat(string(c), n)
+		}
+	}
+	return strings.Repeat("W", n)
 }

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -200,7 +201,7 @@ type headerConn struct {
 	mu     sync.Mutex
 	state  int // idle: no answer expected yet; inHeader; inBody (until the next request)
 	n      int // header bytes of this answer so far
-	start  [12]byte
+	start  [64]byte
 	nstart int  // bytes of start filled: the beginning of the current header block
 	eol    bool // the last byte of the header (ignoring '\r') ended a line
 	err    error
@@ -276,21 +277,24 @@ func (c *headerConn) scan(b []byte) error {
 	return nil
 }
 
-// status is the status code of the header block read, 0 if it has none.
+// status is the status code of the header block read, 0 if it has none: as net/http reads
+// it, the three characters after the first space and any spaces after it.
 func (c *headerConn) status() int {
 	s := c.start[:c.nstart]
-	// "HTTP/1.1 200": the code follows the first space.
-	for i, ch := range s {
-		if ch == ' ' {
-			code := 0
-			for _, d := range s[i+1:] {
-				if d < '0' || d > '9' {
-					break
-				}
-				code = code*10 + int(d-'0')
-			}
-			return code
-		}
+	_, after, ok := bytes.Cut(s, []byte(" "))
+	if !ok {
+		return 0
 	}
-	return 0
+	after = bytes.TrimLeft(after, " ")
+	if len(after) < 3 || (len(after) > 3 && after[3] != ' ' && after[3] != '\r' && after[3] != '\n') {
+		return 0
+	}
+	code := 0
+	for _, d := range after[:3] {
+		if d < '0' || d > '9' {
+			return 0
+		}
+		code = code*10 + int(d-'0')
+	}
+	return code
 }

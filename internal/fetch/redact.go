@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 )
@@ -17,8 +18,8 @@ const Hidden = "xxxxx"
 // Redact returns the address s as written, with its userinfo, query values and fragment
 // hidden. It does not parse s as a URL (s may be none, or an invalid one: this is what error
 // messages about a bad address show): a userinfo is what comes before the last '@' of the
-// authority (after "scheme://", up to the first '/', '?' or '#'; without "://", the whole
-// string up to the first '/' when that part holds an '@').
+// authority (after "scheme://" or a leading "//", up to the first '/', '?' or '#'; else the
+// whole string up to the first '/' when that part holds an '@').
 func Redact(s string) string {
 	rest, frag, hasFrag := strings.Cut(s, "#")
 	rest, query, hasQuery := strings.Cut(rest, "?")
@@ -41,6 +42,8 @@ func redactUserinfo(s string) string {
 	prefix, auth := "", s
 	if scheme, after, ok := strings.Cut(s, "://"); ok && isScheme(scheme) {
 		prefix, auth = scheme+"://", after
+	} else if after, ok := strings.CutPrefix(s, "//"); ok { // scheme-relative: //host/…
+		prefix, auth = "//", after
 	}
 	end := strings.IndexByte(auth, '/')
 	if end < 0 {
@@ -92,4 +95,25 @@ func RedactURL(u *url.URL) string {
 		c.Fragment, c.RawFragment = Hidden, ""
 	}
 	return c.String()
+}
+
+// URLError describes an error of url.Parse or url.ParseQuery without the part of the address
+// it quotes: an invalid escape may sit in a password or a query value. (The *url.Error of
+// url.Parse also quotes the whole URL.)
+func URLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var (
+		ee url.EscapeError
+		he url.InvalidHostError
+	)
+	switch {
+	case errors.As(err, &ee):
+		return errors.New("invalid %-escape")
+	case errors.As(err, &he):
+		return errors.New("invalid character in the host")
+	}
+	return err
 }

@@ -17,6 +17,8 @@ func TestRedact(t *testing.T) {
 		{"tcp://a:b@c@h:1", "tcp://xxxxx@h:1"}, // the last '@' ends the userinfo
 		{"http://h/?", "http://h/?"},
 		{"http://h/#", "http://h/#"},
+		{"//u:pw@h/x", "//xxxxx@h/x"}, // scheme-relative
+		{"//@", "//xxxxx@"},
 		{"", ""},
 	} {
 		if got := Redact(tc.in); got != tc.want {
