@@ -13,12 +13,14 @@ import (
 
 // read is one Read in progress.
 type read struct {
-	s    *Store
-	ctx  context.Context
-	snap *Snapshot
-	seen map[string]struct{} // every key name the scan returned (it may return one twice)
-	live []live
-	pids map[string]struct{}
+	s     *Store
+	ctx   context.Context
+	snap  *Snapshot
+	epoch uint64              // this read's number (state.epoch once it succeeds)
+	fresh map[string]struct{} // names met for the first time (the scan may return one twice)
+	keys  int                 // distinct names the scan returned
+	live  []live
+	pids  map[string]struct{}
 }
 
 // live is a metric key read in this read.
@@ -43,7 +45,8 @@ type pending struct {
 func (r *read) scan() error {
 	s := r.s
 	pattern := ScanPattern(s.opts.Prefix)
-	r.seen = map[string]struct{}{}
+	r.epoch = s.state.epoch + 1
+	r.fresh = map[string]struct{}{}
 	r.pids = map[string]struct{}{}
 	var cursor uint64
 	started := false
@@ -84,14 +87,22 @@ func (r *read) scan() error {
 			}
 			started, cursor = true, next
 			for _, k := range keys {
-				if _, dup := r.seen[k]; dup {
-					continue
+				e := s.state.lookup(k)
+				if e != nil {
+					if e.queued == r.epoch {
+						continue
+					}
+					e.queued = r.epoch
+				} else {
+					if _, dup := r.fresh[k]; dup {
+						continue
+					}
+					r.fresh[k] = struct{}{}
 				}
-				r.seen[k] = struct{}{}
-				if len(r.seen) > s.opts.MaxKeys {
+				if r.keys++; r.keys > s.opts.MaxKeys {
 					return fetch.Errorf(fetch.ReasonTooLarge, "%s holds more than the %d metric keys a read may take (--redis.max-keys)", s.t.redacted, s.opts.MaxKeys)
 				}
-				if e := s.state.lookup(k); e != nil {
+				if e != nil {
 					queue = append(queue, pending{name: k, e: e})
 					continue
 				}
@@ -165,7 +176,7 @@ func (r *read) take(p pending, val, meta *redis.SliceCmd) error {
 			r.snap.Dropped[ReasonBadKey]++
 			return nil
 		}
-		e = newEntry(n, raw, k)
+		e = newEntry(p.name, n, raw, k)
 	}
 	r.live = append(r.live, live{name: p.name, e: e, v: v, ts: ts})
 	r.snap.Keys[e.file.Type]++

@@ -36,22 +36,27 @@ const (
 	roleSum               // histogram and summary _sum: may fall (negative observations)
 )
 
-// entry is a metric key's metadata, as read once.
+// entry is a metric key's metadata, as read once, and what the latest reads saw of it.
 type entry struct {
+	name  string // the metric key's name
 	file  multiproc.FileName
 	db    string // file.DBName(): the merge order
 	raw   string // original_key
 	key   *multiproc.Key
 	role  role
-	last  float64 // the value of the latest read
+	last  float64 // the value of the latest read that met it
+	ts    float64 // and its timestamp
 	has   bool
 	seen  uint64 // the latest read that met it
 	known bool   // in state.known
+	hold  *held  // set while held
+	// queued is the read whose scan queued it (a scan may return a name twice).
+	queued uint64
 }
 
-func newEntry(n Name, raw string, k *multiproc.Key) *entry {
+func newEntry(name string, n Name, raw string, k *multiproc.Key) *entry {
 	f := multiproc.FileName{Type: n.Type, Mode: n.Mode, ID: n.PID, PIDLabel: n.PID}
-	return &entry{file: f, db: f.DBName(), raw: raw, key: k, role: roleOf(k, n.Type)}
+	return &entry{name: name, file: f, db: f.DBName(), raw: raw, key: k, role: roleOf(k, n.Type)}
 }
 
 func roleOf(k *multiproc.Key, typ string) role {
@@ -118,6 +123,11 @@ type state struct {
 	keys    map[string]*multiproc.Key // parsed original keys
 	badKeys map[string]struct{}
 
+	// order is every known and held entry in merge order, sorted again only when the
+	// entries change (workers or series come or go), not at every read.
+	order []*entry
+	dirty bool
+
 	maxFolded int
 }
 
@@ -157,17 +167,11 @@ func (st *state) key(raw string) *multiproc.Key {
 	return k
 }
 
-// feed is one sample given to the merge.
-type feed struct {
-	e     *entry
-	v, ts float64
-}
-
 // finish updates the kept values with a successful read and merges it.
 func (st *state) finish(r *read, o Options) {
 	now := o.Now()
 	snap := r.snap
-	st.epoch++
+	st.epoch = r.epoch
 	keep := !o.DropVanished
 	var reset map[string]bool
 	for i := range r.live {
@@ -175,15 +179,19 @@ func (st *state) finish(r *read, o Options) {
 		e := l.e
 		e.seen = st.epoch
 		if !e.known {
-			st.known[l.name] = e
+			st.known[e.name] = e
 			e.known = true
+			if e.hold == nil {
+				st.dirty = true // new: not in order yet
+			}
 		}
 		l.prev, l.hasPv = e.last, e.has
-		if h := st.held[l.name]; h != nil {
+		if h := e.hold; h != nil {
 			l.prev, l.hasPv = h.v, true
-			delete(st.held, l.name)
+			delete(st.held, e.name)
+			e.hold = nil
 		}
-		e.last, e.has = l.v, true
+		e.last, e.ts, e.has = l.v, l.ts, true
 		if keep && e.role == roleMono && l.hasPv && l.v < l.prev {
 			st.fold(e, l.prev, snap)
 			if reset == nil {
@@ -200,36 +208,48 @@ func (st *state) finish(r *read, o Options) {
 			}
 		}
 	}
-	for name, e := range st.known {
-		if e.seen == st.epoch {
-			continue
-		}
-		delete(st.known, name)
-		e.known = false
-		if keep && e.role != roleOther && e.has {
-			st.held[name] = &held{e: e, v: e.last, since: now}
+	if len(st.known) > len(r.live) {
+		for name, e := range st.known {
+			if e.seen == st.epoch {
+				continue
+			}
+			delete(st.known, name)
+			e.known = false
+			if keep && e.role != roleOther && e.has {
+				h := &held{e: e, v: e.last, since: now}
+				st.held[name], e.hold = h, h
+			} else {
+				st.dirty = true // leaves the order
+			}
 		}
 	}
 	st.expire(now, o, snap)
 
-	items := make([]feed, 0, len(r.live)+len(st.held))
-	for _, l := range r.live {
-		items = append(items, feed{l.e, l.v, l.ts})
-	}
-	for _, h := range st.held {
-		items = append(items, feed{h.e, h.v, 0})
-	}
-	// The order of a sorted multiprocess directory: by file name, then (as the order of a
-	// file's entries is not kept in Redis) by key.
-	slices.SortFunc(items, func(a, b feed) int {
-		if c := strings.Compare(a.e.db, b.e.db); c != 0 {
-			return c
+	if st.dirty {
+		st.order = st.order[:0]
+		for _, e := range st.known {
+			st.order = append(st.order, e)
 		}
-		return strings.Compare(a.e.raw, b.e.raw)
-	})
+		for _, h := range st.held {
+			st.order = append(st.order, h.e)
+		}
+		// The order of a sorted multiprocess directory: by file name, then (as the order of
+		// a file's entries is not kept in Redis) by key.
+		slices.SortFunc(st.order, func(a, b *entry) int {
+			if c := strings.Compare(a.db, b.db); c != 0 {
+				return c
+			}
+			return strings.Compare(a.raw, b.raw)
+		})
+		st.dirty = false
+	}
 	m := multiproc.NewMerger()
-	for _, it := range items {
-		m.Add(it.e.key, &it.e.file, it.v, it.ts)
+	for _, e := range st.order {
+		if h := e.hold; h != nil {
+			m.Add(e.key, &e.file, h.v, 0)
+		} else {
+			m.Add(e.key, &e.file, e.last, e.ts)
+		}
 	}
 	fks := make([]foldKey, 0, len(st.folded))
 	for k := range st.folded {
@@ -247,7 +267,7 @@ func (st *state) finish(r *read, o Options) {
 	for reason, n := range dropped {
 		snap.Dropped[reason] += n
 	}
-	snap.Entries = len(items) + len(fks)
+	snap.Entries = len(st.order) + len(fks)
 	snap.Held, snap.Folded = len(st.held), len(st.folded)
 	st.prune()
 }
@@ -256,8 +276,7 @@ func (st *state) finish(r *read, o Options) {
 func (st *state) expire(now time.Time, o Options, snap *Snapshot) {
 	for name, h := range st.held {
 		if now.Sub(h.since) >= o.ResumeWindow {
-			st.fold(h.e, h.v, snap)
-			delete(st.held, name)
+			st.unhold(name, h, snap)
 		}
 	}
 	if over := len(st.held) - o.MaxKeys; over > 0 {
@@ -269,10 +288,17 @@ func (st *state) expire(now time.Time, o Options, snap *Snapshot) {
 			return cmp.Or(st.held[a].since.Compare(st.held[b].since), strings.Compare(a, b))
 		})
 		for _, name := range names[:over] {
-			st.fold(st.held[name].e, st.held[name].v, snap)
-			delete(st.held, name)
+			st.unhold(name, st.held[name], snap)
 		}
 	}
+}
+
+// unhold folds a held value and forgets the entry.
+func (st *state) unhold(name string, h *held, snap *Snapshot) {
+	st.fold(h.e, h.v, snap)
+	delete(st.held, name)
+	h.e.hold = nil
+	st.dirty = true
 }
 
 // fold adds a vanished value to its series' total.
