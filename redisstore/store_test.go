@@ -429,3 +429,40 @@ func TestDeadline(t *testing.T) {
 		t.Errorf("the read took %v past a 300ms deadline", d)
 	}
 }
+
+// TestACLUser: an ACL user allowed only what a read sends (SCAN, HMGET, and SELECT for a
+// database other than 0) on the prefix's keys reads the store; one without HMGET is reason
+// permission.
+func TestACLUser(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client(2)
+	put(t, c, "gunicorn", "counter", "1", reqKey, 3, 0)
+	ctx := context.Background()
+	if err := c.Do(ctx, "ACL", "SETUSER", "exporter", "on", ">exporter-pw", "resetkeys", "~gunicorn:*", "resetchannels", "-@all", "+scan", "+hmget", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "ACL", "SETUSER", "nohmget", "on", ">exporter-pw", "~gunicorn:*", "-@all", "+scan", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	u := strings.Replace(srv.URL(2), "redis://", "redis://exporter@", 1)
+	s, err := New(Target{URL: u, Password: "exporter-pw"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snap, err := s.Read(ctx)
+	if err != nil {
+		t.Fatalf("ACL user: %v", err)
+	}
+	if v := value(t, snap.Families, `req_total{path="/a"}`); v != 3 {
+		t.Errorf("ACL user: %v", v)
+	}
+	if s.Address() != srv.URL(2) {
+		t.Errorf("address %s: the user name should not be shown", s.Address())
+	}
+	s2, _ := New(Target{URL: strings.Replace(u, "exporter@", "nohmget@", 1), Password: "exporter-pw"}, Options{})
+	defer s2.Close()
+	if _, err := s2.Read(ctx); fetch.ReasonOf(err) != fetch.ReasonPermission {
+		t.Errorf("user without HMGET: %v (%s)", err, fetch.ReasonOf(err))
+	}
+}
