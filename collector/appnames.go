@@ -81,8 +81,11 @@ func dtoType(t dto.MetricType) string {
 // claim says whether an application family may be served, and takes its names if so. A nil
 // receiver knows only the exporter's fixed names.
 func (c *nameClaims) claim(name, typ, help string, labelled bool) bool {
-	if mpReservedNames[name] {
-		return false
+	names := occupied(name, typ)
+	for _, n := range names {
+		if mpReservedNames[n] {
+			return false
+		}
 	}
 	if c == nil {
 		return true
@@ -92,7 +95,6 @@ func (c *nameClaims) claim(name, typ, help string, labelled bool) bool {
 		// directory and agree on what the family is.
 		return prev.labelled && labelled && prev.typ == typ && prev.help == help
 	}
-	names := occupied(name, typ)
 	for _, n := range names {
 		if c.taken[n] {
 			return false

@@ -76,8 +76,7 @@ const (
 
 // translate writes the application's series, then the directory's health.
 func (m *Multiproc) translate(w *Writer, snap *multiproc.Snapshot, claims *nameClaims) {
-	dir := m.cfg.SourceName()
-	drops := m.translateApp(w, snap, dir, claims)
+	drops := writeAppFamilies(w, snap.Families, m.opts.DirLabel, claims, m.logConflict)
 
 	m.mu.Lock()
 	for r, n := range drops {
@@ -143,25 +142,26 @@ type mpLabel struct {
 	pair        *dto.LabelPair // set: a pair shared by every series (multiproc_dir, a constant label)
 }
 
-// translateApp writes the application's merged series and returns what it had to leave out,
-// by reason. A family whose name claims refuses is left out whole (reason name_conflict); a
-// series that client_golang's registry would refuse (a name that is not UTF-8, a label name
+// writeAppFamilies writes an application's merged series (a multiprocess directory's, or a
+// Redis store's: multiproc_redis.go) and returns what it had to leave out, by reason. With
+// srcLabel the series carry the kind's source label (w's source pair). A family whose name
+// claims refuses is left out whole (reason name_conflict), and conflict is told; a series that client_golang's registry would refuse (a name that is not UTF-8, a label name
 // that is invalid or repeated, a value that is not UTF-8, a summary with a quantile label)
 // is left out with reason invalid; one with a label the exporter adds itself with reason
 // label_conflict.
-func (m *Multiproc) translateApp(w *Writer, snap *multiproc.Snapshot, dir string, claims *nameClaims) map[string]int {
+func writeAppFamilies(w *Writer, families []multiproc.Family, srcLabel bool, claims *nameClaims, conflict func(family string)) map[string]int {
 	drops := map[string]int{}
 	var labels []mpLabel
 	var values []string
-	for fi := range snap.Families {
-		f := &snap.Families[fi]
+	for fi := range families {
+		f := &families[fi]
 		name := f.Name
 		if f.Type == multiproc.TypeCounter {
 			name += "_total"
 		}
-		if !claims.claim(name, f.Type, f.Help, m.opts.DirLabel) {
+		if !claims.claim(name, f.Type, f.Help, srcLabel) {
 			drops[mpReasonNameConflict] += len(f.Series)
-			m.logConflict(name)
+			conflict(name)
 			continue
 		}
 		if !model.UTF8Validation.IsValidMetricName(name) {
@@ -180,7 +180,7 @@ func (m *Multiproc) translateApp(w *Writer, snap *multiproc.Snapshot, dir string
 			labels, values = labels[:0], values[:0]
 			for li := range s.Labels {
 				l := &s.Labels[li]
-				if (m.opts.DirLabel && l.Name == MultiprocKind.SourceLabel) || slices.Contains(w.consts.names, l.Name) {
+				if (srcLabel && l.Name == *w.srcPair.Name) || slices.Contains(w.consts.names, l.Name) {
 					drops[mpReasonLabelConflict]++
 					continue series
 				}
@@ -191,8 +191,8 @@ func (m *Multiproc) translateApp(w *Writer, snap *multiproc.Snapshot, dir string
 				labels = append(labels, mpLabel{name: w.a.str(l.Name), value: w.a.str(l.Value)})
 				values = append(values, l.Value)
 			}
-			if m.opts.DirLabel {
-				labels = append(labels, mpLabel{name: &MultiprocKind.SourceLabel, pair: w.srcPair})
+			if srcLabel {
+				labels = append(labels, mpLabel{name: w.srcPair.Name, pair: w.srcPair})
 			}
 			for i, p := range w.constPairs {
 				labels = append(labels, mpLabel{name: &w.consts.names[i], pair: p})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,15 +168,23 @@ func BenchmarkRead(b *testing.B) {
 			report(b, rt, bytes)
 		})
 		b.Run(fmt.Sprintf("transport=%s/read=warm", tr.name), func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
 			s := open(b)
 			defer s.Close()
 			read(b, s)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			// What the store keeps between reads: per key its name, metadata and last value.
+			kept := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 			rt, bytes := 0, int64(0)
 			for b.Loop() {
 				snap := read(b, s)
 				rt, bytes = rt+snap.RoundTrips, bytes+snap.Bytes
 			}
 			report(b, rt, bytes)
+			b.ReportMetric(kept, "keptMiB")
 		})
 	}
 }

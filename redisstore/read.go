@@ -171,7 +171,7 @@ func (r *read) take(p pending, val, meta *redis.SliceCmd) error {
 			}
 			n.Mode = mode
 		}
-		k := r.s.state.key(raw)
+		k, raw := r.s.state.key(raw)
 		if k == nil {
 			r.snap.Dropped[ReasonBadKey]++
 			return nil

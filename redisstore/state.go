@@ -120,7 +120,7 @@ type state struct {
 	known   map[string]*entry // by metric key name
 	held    map[string]*held  // by metric key name
 	folded  map[foldKey]*folded
-	keys    map[string]*multiproc.Key // parsed original keys
+	keys    map[string]keyRef // parsed original keys
 	badKeys map[string]struct{}
 
 	// order is every known and held entry in merge order, sorted again only when the
@@ -133,7 +133,7 @@ type state struct {
 
 func newState(maxFolded int) *state {
 	return &state{known: map[string]*entry{}, held: map[string]*held{}, folded: map[foldKey]*folded{},
-		keys: map[string]*multiproc.Key{}, badKeys: map[string]struct{}{}, maxFolded: maxFolded}
+		keys: map[string]keyRef{}, badKeys: map[string]struct{}{}, maxFolded: maxFolded}
 }
 
 // lookup returns the entry of a key name met before (read or held), or nil.
@@ -147,13 +147,20 @@ func (st *state) lookup(name string) *entry {
 	return nil
 }
 
-// key parses an original key once; nil for one that is not a prometheus_client key.
-func (st *state) key(raw string) *multiproc.Key {
-	if k := st.keys[raw]; k != nil {
-		return k
+// keyRef is a parsed original key and one copy of its text, shared by the workers' entries.
+type keyRef struct {
+	k   *multiproc.Key
+	raw string
+}
+
+// key parses an original key once; nil for one that is not a prometheus_client key. It
+// returns the text kept for it, which entries hold instead of their own copy.
+func (st *state) key(raw string) (*multiproc.Key, string) {
+	if r, ok := st.keys[raw]; ok {
+		return r.k, r.raw
 	}
 	if _, bad := st.badKeys[raw]; bad {
-		return nil
+		return nil, ""
 	}
 	k, err := multiproc.ParseKey([]byte(raw))
 	if err != nil {
@@ -161,10 +168,10 @@ func (st *state) key(raw string) *multiproc.Key {
 			clear(st.badKeys)
 		}
 		st.badKeys[raw] = struct{}{}
-		return nil
+		return nil, ""
 	}
-	st.keys[raw] = k
-	return k
+	st.keys[raw] = keyRef{k, raw}
+	return k, raw
 }
 
 // finish updates the kept values with a successful read and merges it.
@@ -321,15 +328,15 @@ func (st *state) prune() {
 	if len(st.keys) <= 2*(len(st.known)+len(st.held)+len(st.folded))+1024 {
 		return
 	}
-	used := make(map[string]*multiproc.Key, len(st.known))
+	used := make(map[string]keyRef, len(st.known))
 	for _, e := range st.known {
-		used[e.raw] = e.key
+		used[e.raw] = keyRef{e.key, e.raw}
 	}
 	for _, h := range st.held {
-		used[h.e.raw] = h.e.key
+		used[h.e.raw] = keyRef{h.e.key, h.e.raw}
 	}
 	for k, f := range st.folded {
-		used[k.raw] = f.key
+		used[k.raw] = keyRef{f.key, k.raw}
 	}
 	st.keys = used
 }

@@ -285,8 +285,7 @@ func TestConnections(t *testing.T) {
 	ctx := context.Background()
 	urls := []Target{
 		{URL: srv.URL(3), Password: redistest.Password},
-		{URL: strings.Replace(srv.URL(3), "redis://", "redis://:"+redistest.Password+"@", 1)},
-		{URL: strings.Replace(srv.URL(3), "redis://", "redis://default:"+redistest.Password+"@", 1)},
+		{URL: strings.Replace(srv.URL(3), "redis://", "redis://default@", 1), Password: redistest.Password},
 		{URL: srv.UnixURL(3), Password: redistest.Password},
 	}
 	for _, tg := range urls {
@@ -337,7 +336,8 @@ func TestTargetErrors(t *testing.T) {
 	for _, u := range []string{
 		"http://h:1/0", "redis://", "redis://h:1/x", "redis://h:1/0/1", "redis://h:99999/0",
 		"redis://h:1/0?pool_size=3", "unix://host/path", "unix:///p?timeout=1", "unix:///p?db=-1",
-		"redis://u:s3cret@h:bad/0",
+		"redis://u:s3cret@h:bad/0", "redis://:s3cret@h/0", "redis://u:s3cret@h/0", "unix://u:s3cret@/p",
+		"redis://h/0?password=s3cret", "unix:///p?password=s3cret",
 	} {
 		_, err := New(Target{URL: u}, Options{})
 		if err == nil {
@@ -348,11 +348,16 @@ func TestTargetErrors(t *testing.T) {
 			t.Errorf("%s: error shows the password: %v", u, err)
 		}
 	}
-	if _, err := New(Target{URL: "redis://:a@h/0", Password: "b"}, Options{}); err == nil {
-		t.Error("two passwords: no error")
-	}
-	if got := Redact("rediss://user:pw@h:1/2"); got != "rediss://h:1/2" {
-		t.Errorf("Redact = %q", got)
+	for in, want := range map[string]string{
+		"rediss://user@h:1/2":     "rediss://h:1/2",
+		"unix:///run/r.sock?db=3": "unix:///run/r.sock?db=3",
+		"redis://u:pw@h:bad/0":    "redis://xxxxx@h:bad/0",
+		"redis://u@h/0":           "redis://h/0",
+		"unix://user@/run/r.sock": "unix:///run/r.sock",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

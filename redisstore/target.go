@@ -13,15 +13,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // Target is a Redis server to read and how to log in to it.
 type Target struct {
-	// URL is redis://[user[:password]@]host[:port][/db], rediss://… (TLS) or
-	// unix:///path/to/socket[?db=N]. A password belongs in Password rather than here.
+	// URL is redis://[user@]host[:port][/db], rediss://… (TLS) or
+	// unix:///path/to/socket[?db=N]. A password in it is refused: it belongs in Password.
 	URL string
-	// Password for AUTH (with the URL's user name, if any, as ACL user). It must not be given
-	// both here and in the URL.
+	// Password for AUTH (with the URL's user name, if any, as ACL user).
 	Password string
 	// TLS is the client configuration for rediss:// URLs (nil: the system roots). The URL's
 	// host name is the server name unless TLS sets one.
@@ -36,12 +37,13 @@ type target struct {
 	opts     *redis.Options
 }
 
-// Redact returns the URL without its user information (user name and password), or a
-// placeholder when it is not a URL. It is what logs, labels and errors show.
+// Redact returns the URL without its user information (user name and password): what
+// labels and logs show. A URL that does not parse is shown as fetch.Redact shows an address.
+// The query (only db=N is accepted) is kept: it tells two databases of one socket apart.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return "<invalid redis URL>"
+		return fetch.Redact(raw)
 	}
 	u.User = nil
 	return u.String()
@@ -57,43 +59,43 @@ func parseTarget(t Target) (*target, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("invalid redis URL: %v", err)
+		return nil, fmt.Errorf("%s: invalid redis URL: %v", fetch.Redact(t.URL), err)
 	}
-	var user, password string
+	var user string
 	if u.User != nil {
 		user = u.User.Username()
-		password, _ = u.User.Password()
+		if _, set := u.User.Password(); set {
+			// The project's rule for addresses: no secret in them (it would be in the
+			// process list and the configuration).
+			return nil, fmt.Errorf("%s: a password in the URL is refused: give it in a file (--redis.password-file)", fetch.Redact(t.URL))
+		}
 	}
-	if password != "" && t.Password != "" {
-		return nil, fmt.Errorf("%s: the password is given both in the URL and apart from it", Redact(t.URL))
-	}
-	if t.Password != "" {
-		password = t.Password
-	}
+	password := t.Password
 	clean := *u
 	clean.User = nil
 	redacted := clean.String()
+	shown := fetch.Redact(t.URL) // in errors: a refused query may hold a secret
 	opts := &redis.Options{}
 	switch u.Scheme {
 	case "redis", "rediss":
 		if u.Host == "" {
-			return nil, fmt.Errorf("%s: no host", redacted)
+			return nil, fmt.Errorf("%s: no host", shown)
 		}
 		if u.RawQuery != "" {
-			return nil, fmt.Errorf("%s: no query options are understood in redis:// URLs (the database is the path: /N)", redacted)
+			return nil, fmt.Errorf("%s: no query options are understood in redis:// URLs (the database is the path: /N)", shown)
 		}
 		port := u.Port()
 		if port == "" {
 			port = "6379"
 		}
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return nil, fmt.Errorf("%s: invalid port %q", redacted, port)
+			return nil, fmt.Errorf("%s: invalid port %q", shown, port)
 		}
 		opts.Network, opts.Addr = "tcp", net.JoinHostPort(u.Hostname(), port)
 		db := strings.Trim(u.Path, "/")
 		if db != "" {
 			if opts.DB, err = parseDB(db); err != nil {
-				return nil, fmt.Errorf("%s: %w", redacted, err)
+				return nil, fmt.Errorf("%s: %w", shown, err)
 			}
 		}
 		if u.Scheme == "rediss" {
@@ -109,22 +111,22 @@ func parseTarget(t Target) (*target, error) {
 	case "unix":
 		path := u.Path
 		if u.Host != "" || path == "" {
-			return nil, fmt.Errorf("%s: want unix:///absolute/path/to/socket[?db=N]", redacted)
+			return nil, fmt.Errorf("%s: want unix:///absolute/path/to/socket[?db=N]", shown)
 		}
 		q := u.Query()
 		for k := range q {
 			if k != "db" {
-				return nil, fmt.Errorf("%s: unknown option %q (only db=N is understood)", redacted, k)
+				return nil, fmt.Errorf("%s: unknown option %q (only db=N is understood)", shown, k)
 			}
 		}
 		if db := q.Get("db"); db != "" {
 			if opts.DB, err = parseDB(db); err != nil {
-				return nil, fmt.Errorf("%s: %w", redacted, err)
+				return nil, fmt.Errorf("%s: %w", shown, err)
 			}
 		}
 		opts.Network, opts.Addr = "unix", path
 	default:
-		return nil, fmt.Errorf("%s: the scheme must be redis, rediss or unix", redacted)
+		return nil, fmt.Errorf("%s: the scheme must be redis, rediss or unix", shown)
 	}
 	opts.Username, opts.Password = user, password
 	timeout := t.Timeout
