@@ -30,7 +30,7 @@ func (f *File) check(p *problems) {
 			continue
 		}
 		if prev, ok := byKey[s.Key]; ok {
-			p.add(s.Line, "%s: %s is already configured at %s: give each source once", where, s.Key, prev.Where())
+			p.add(s.Line, "%s: %s is already configured at %s: give each source once", where, s.shownKey, prev.Where())
 			continue
 		}
 		byKey[s.Key] = s
@@ -84,11 +84,11 @@ func (s *Source) checkSource(p *problems, where, dir string) bool {
 		bad("address is missing")
 		return false
 	}
-	key, err := SourceKey(s.Kind, s.Address)
+	key, shown, err := SourceKey(s.Kind, s.Address)
 	if err != nil {
 		bad("%v", err)
 	}
-	s.Key = key
+	s.Key, s.shownKey = key, shown
 	if !utf8.ValidString(s.Name) {
 		bad("the name is not valid UTF-8")
 	}
@@ -133,41 +133,44 @@ func (m *Module) checkModule(p *problems, dir string) {
 }
 
 // SourceKey is the identity of the target a source of kind reads at address, whatever the
-// spelling: two sources with one key read the same thing.
-func SourceKey(kind, address string) (string, error) {
+// spelling: two sources with one key read the same thing. shown is the key as errors show
+// it, with the query values of a URL hidden (they may hold a token).
+func SourceKey(kind, address string) (key, shown string, err error) {
 	switch kind {
 	case KindUWSGI:
 		a, err := uwsgi.ParseAddress(address)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return kind + " " + a.String(), nil
+		return kind + " " + a.String(), kind + " " + a.Redacted(), nil
 	case KindNginx:
 		t, err := nginx.ParseAddress(address)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return kind + " " + t.String(), nil
+		return kind + " " + t.String(), kind + " " + t.Redacted(), nil
 	case KindMultiproc, KindGunicorn:
 		what := map[string]string{KindMultiproc: "multiprocess directory", KindGunicorn: "pidfile"}[kind]
 		if !filepath.IsAbs(address) {
-			return "", fmt.Errorf("the %s %q must be an absolute path", what, address)
+			return "", "", fmt.Errorf("the %s %q must be an absolute path", what, address)
 		}
 		if strings.ContainsRune(address, 0) {
-			return "", fmt.Errorf("the %s path contains a NUL byte", what)
+			return "", "", fmt.Errorf("the %s path contains a NUL byte", what)
 		}
-		return kind + " " + filepath.Clean(address), nil
+		key = kind + " " + filepath.Clean(address)
+		return key, key, nil
 	case KindGunicornStatsd:
 		network, addr, err := gunicorn.ParseListenAddress(address)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if network == "unixgram" {
 			addr = filepath.Clean(addr)
 		}
-		return kind + " " + network + "://" + addr, nil
+		key = kind + " " + network + "://" + addr
+		return key, key, nil
 	}
-	return "", fmt.Errorf("unknown kind %q", kind)
+	return "", "", fmt.Errorf("unknown kind %q", kind)
 }
 
 // check checks the settings blocks against the kind and reads the files they name.

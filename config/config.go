@@ -46,8 +46,9 @@ type Source struct {
 	// Line is the line of the source's entry in the file.
 	Line int `yaml:"-"`
 	// Key identifies the target read, whatever the spelling of the address (see SourceKey).
-	Key  string `yaml:"-"`
-	file string
+	Key      string `yaml:"-"`
+	shownKey string // Key with query values hidden, for errors
+	file     string
 }
 
 // Where names the source's place: file:line.

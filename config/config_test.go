@@ -142,17 +142,17 @@ func TestProblemsNameFileAndLine(t *testing.T) {
 		name, yaml string
 		want       []string // substrings, each prefixed by "<path>:"
 	}{
-		{"unknown top key", "sourcez: []\n", []string{`1: the file: unknown key "sourcez" (known keys: global, modules, sources)`}},
+		{"unknown top key", "sourcez: []\n", []string{`1: top level: unknown key "sourcez" (known keys: global, modules, sources)`}},
 		{"unknown source key", "sources:\n  - kind: uwsgi\n    adress: x:1\n", []string{
-			`3: the file.sources[0]: unknown key "adress" (known keys: address, gunicorn_statsd, kind, labels, multiproc, name, nginx, timeout, uwsgi)`}},
+			`3: sources[0]: unknown key "adress" (known keys: address, gunicorn_statsd, kind, labels, multiproc, name, nginx, timeout, uwsgi)`}},
 		{"unknown nested key", "sources:\n  - kind: nginx\n    address: http://a:1/\n    nginx:\n      basic_auth:\n        username: u\n        pasword_file: x\n", []string{
-			`7: the file.sources[0].nginx.basic_auth: unknown key "pasword_file" (known keys: password_file, username)`}},
+			`7: sources[0].nginx.basic_auth: unknown key "pasword_file" (known keys: password_file, username)`}},
 		{"inline secret", "sources:\n  - kind: nginx\n    address: http://a:1/\n    nginx:\n      basic_auth:\n        username: u\n        password: hunter2\n", []string{
-			`7: the file.sources[0].nginx.basic_auth: unknown key "password": secrets are read only from files (password_file), never written in the configuration`}},
+			`7: sources[0].nginx.basic_auth: unknown key "password": secrets are read only from files (password_file), never written in the configuration`}},
 		{"duplicate key", "sources:\n  - kind: uwsgi\n    address: a:1\n    kind: nginx\n", []string{
-			`4: the file.sources[0]: key "kind" given twice (first at line 2)`}},
+			`4: sources[0]: key "kind" given twice (first at line 2)`}},
 		{"duplicate module", "modules:\n  a: {kind: uwsgi, allow: {addresses: [10.0.0.1]}}\n  a: {kind: uwsgi, allow: {addresses: [10.0.0.1]}}\n", []string{
-			`3: the file.modules: key "a" given twice (first at line 2)`}},
+			`3: modules: key "a" given twice (first at line 2)`}},
 		{"bad duration", "global:\n  timeout: soon\n", []string{`2: want a duration such as 5s or 500ms`}},
 		{"bad size", "sources:\n  - kind: uwsgi\n    address: a:1\n    uwsgi: {max_response_size: lots}\n", []string{`4: want a size such as 32MiB or 65536`}},
 		{"type error hides value", "sources:\n  - kind: uwsgi\n    address: a:1\n    uwsgi: {collect_cores: hunter2}\n", []string{`4: cannot unmarshal !!str a value into bool`}},

@@ -91,7 +91,7 @@ func Parse(data []byte, name string) (*File, error) {
 	}
 	doc := root.Content[0]
 	p.visited = map[visit]bool{}
-	checkKeys(p, doc, reflect.TypeOf(f).Elem(), "the file", 0)
+	checkKeys(p, doc, reflect.TypeOf(f).Elem(), "", 0)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -150,10 +150,11 @@ var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 const maxDepth = 32
 
 // checkKeys reports the unknown and the repeated keys of the mappings under n, which is
-// decoded into a value of type t; where names the place for messages ("sources[2]").
+// decoded into a value of type t; where names the place for messages ("sources[2]", "" for
+// the top level).
 func checkKeys(p *problems, n *yaml.Node, t reflect.Type, where string, depth int) {
 	if depth > maxDepth {
-		p.add(n.Line, "%s: nested too deeply", where)
+		p.add(n.Line, "%s: nested too deeply", placeName(where))
 		return
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -184,16 +185,16 @@ func checkKeys(p *problems, n *yaml.Node, t reflect.Type, where string, depth in
 				continue
 			}
 			if prev, ok := seen[k.Value]; ok {
-				p.add(k.Line, "%s: key %q given twice (first at line %d)", where, k.Value, prev)
+				p.add(k.Line, "%s: key %q given twice (first at line %d)", placeName(where), k.Value, prev)
 				continue
 			}
 			seen[k.Value] = k.Line
 			ft, ok := fields[k.Value]
 			if !ok {
-				p.add(k.Line, "%s: unknown key %q%s (known keys: %s)", where, k.Value, secretHint(k.Value), strings.Join(sortedKeys(fields), ", "))
+				p.add(k.Line, "%s: unknown key %q%s (known keys: %s)", placeName(where), k.Value, secretHint(k.Value), strings.Join(sortedKeys(fields), ", "))
 				continue
 			}
-			checkKeys(p, v, ft, where+"."+k.Value, depth+1)
+			checkKeys(p, v, ft, join(where, k.Value), depth+1)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -203,11 +204,11 @@ func checkKeys(p *problems, n *yaml.Node, t reflect.Type, where string, depth in
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if prev, ok := seen[k.Value]; ok {
-				p.add(k.Line, "%s: key %q given twice (first at line %d)", where, k.Value, prev)
+				p.add(k.Line, "%s: key %q given twice (first at line %d)", placeName(where), k.Value, prev)
 				continue
 			}
 			seen[k.Value] = k.Line
-			checkKeys(p, v, t.Elem(), where+"."+k.Value, depth+1)
+			checkKeys(p, v, t.Elem(), join(where, k.Value), depth+1)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -217,6 +218,21 @@ func checkKeys(p *problems, n *yaml.Node, t reflect.Type, where string, depth in
 			checkKeys(p, item, t.Elem(), fmt.Sprintf("%s[%d]", where, i), depth+1)
 		}
 	}
+}
+
+// placeName names a place for messages.
+func placeName(where string) string {
+	if where == "" {
+		return "top level"
+	}
+	return where
+}
+
+func join(where, key string) string {
+	if where == "" {
+		return key
+	}
+	return where + "." + key
 }
 
 // checkMerge checks the mapping(s) a merge key (<<) brings in.

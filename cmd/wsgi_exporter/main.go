@@ -11,14 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -73,6 +69,7 @@ type settings struct {
 	procfs        *string
 	server        *serverFlags
 	kinds         []kindFlags
+	fleet         *fleetFlags
 }
 
 // newApp declares every flag, each also read from its environment variable.
@@ -97,6 +94,7 @@ func newApp() (*kingpin.Application, *settings) {
 		logConfig: &promslog.Config{},
 	}
 	flag.AddFlags(app, s.logConfig)
+	s.fleet = addFleetFlags(app)
 	for _, k := range kinds {
 		s.kinds = append(s.kinds, k(app))
 	}
@@ -140,77 +138,59 @@ func run(args []string, stdout, stderr *os.File) int {
 	for _, k := range s.kinds {
 		built, err := k.build(c)
 		if err != nil {
-			logger.Error("invalid configuration", "err", err)
-			return 2
+			return s.invalid(stderr, logger, err)
 		}
 		sources = append(sources, built...)
 	}
-	logSources(logger, sources)
-	if len(sources) == 0 {
+	fl, err := s.newFleet(sources, logger)
+	if err != nil {
+		return s.invalid(stderr, logger, err)
+	}
+	if *s.fleet.check {
+		return fl.checked(stdout)
+	}
+	logSources(logger, fl.current().exp.Sources())
+	if len(fl.current().exp.Sources()) == 0 && len(fl.current().modules) == 0 {
 		logger.Warn("no source configured: only the exporter's own metrics will be served (see --help)")
 	}
-	exp, err := collector.New(sources, collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout,
-		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen})
-	if err != nil {
-		logger.Error("invalid configuration", "err", err)
-		return 2
-	}
-	exp.Registry().MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewGoCollector(),
-	)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	handleHangups(logger, nil)
+	handleHangups(logger, fl.reloadHook())
 	// Background sources run until the web server has stopped: a scrape in flight at SIGTERM
 	// still sees them.
 	runCtx, cancelRunners := context.WithCancel(context.Background())
-	var runners sync.WaitGroup
-	for _, src := range sources {
-		if r, ok := src.(collector.Runner); ok {
-			runners.Go(func() {
-				if err := r.Run(runCtx); err != nil && runCtx.Err() == nil {
-					logger.Error("background source stopped", "kind", r.Kind().Name, "source", r.Config().SourceName(), "err", err)
-				}
-			})
-		}
-	}
+	fl.start(runCtx)
+	stopRunners := func() { cancelRunners(); fl.wait() }
 
-	mux, err := newMux(exp, *s.metricsPath, *s.enablePprof)
+	mux, err := newMux(fl, *s.metricsPath, *s.enablePprof, *s.fleet.lifecycle)
 	if err != nil {
 		logger.Error("cannot build the web interface", "err", err)
-		cancelRunners()
-		runners.Wait()
+		stopRunners()
 		return 1
 	}
 	return serve(ctx, stop, serverConfig{
-		handler: mux, toolkit: s.toolkitFlags, logger: logger, flags: s.server, sources: len(sources),
+		handler: mux, toolkit: s.toolkitFlags, logger: logger, flags: s.server,
+		// each probe in flight holds a connection to its target, like a source
+		sources:       len(fl.current().exp.Sources()) + *s.fleet.probeMax,
 		longestScrape: max(*s.maxTimeout, *s.timeout),
-		stopRunners:   func() { cancelRunners(); runners.Wait() },
+		stopRunners:   stopRunners,
 	})
 }
 
-// newMux builds the HTTP endpoints: metrics, health, landing page and, when asked, pprof.
-func newMux(exp *collector.Exporter, metricsPath string, pprof bool) (*http.ServeMux, error) {
+// newMux builds the HTTP endpoints: metrics, probe, reload, health, landing page and, when
+// asked, pprof.
+func newMux(fl *fleet, metricsPath string, pprof, lifecycle bool) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	// The exporter's handler counts its errors in promhttp_metric_handler_errors_total;
-	// promhttp counts the requests.
-	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(exp.Registry(), exp.Handler()))
+	// The exporter's handler counts its errors in promhttp_metric_handler_errors_total; the
+	// fleet counts the requests (promhttp_metric_handler_requests_total).
+	fl.routes(mux, metricsPath, lifecycle)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("Healthy\n"))
 	})
 	if pprof {
 		addPprof(mux)
-	}
-	if metricsPath != "/" && metricsPath != "" {
-		landing, err := web.NewLandingPage(landingConfig(exp, metricsPath, pprof))
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
 	}
 	return mux, nil
 }

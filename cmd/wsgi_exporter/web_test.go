@@ -8,19 +8,32 @@ import (
 	"testing"
 
 	"github.com/prometheus/common/promslog"
-
-	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
+
+// testFleet builds the fleet of a command line, as run does.
+func testFleet(t *testing.T, args ...string) *fleet {
+	t.Helper()
+	app, s := newApp()
+	if _, err := app.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := s.newFleet(nil, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl
+}
 
 // The landing page links to profiling only when --web.enable-pprof serves it, and every link
 // it shows answers.
 func TestLandingPageProfilingLinks(t *testing.T) {
 	for _, pprof := range []bool{false, true} {
-		exp, err := collector.New(nil, collector.Options{Logger: promslog.NewNopLogger()})
-		if err != nil {
-			t.Fatal(err)
+		arg := "--no-web.enable-pprof"
+		if pprof {
+			arg = "--web.enable-pprof"
 		}
-		mux, err := newMux(exp, "/metrics", pprof)
+		fl := testFleet(t, arg)
+		mux, err := newMux(fl, "/metrics", pprof, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/collector"
+	"github.com/wsgi-exporter/wsgi_exporter/config"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
+)
+
+// defaultMultiprocMaxBytes is --multiproc.max-bytes' default, for file entries that set none.
+const defaultMultiprocMaxBytes = 1 << 30
+
+// buildEnv is what building a source from the file needs besides its entry.
+type buildEnv struct {
+	Timeout time.Duration // --scrape.timeout: the default of global.timeout
+	ProcFS  string        // --path.procfs
+	Logger  *slog.Logger
+	// Probe: the source serves one probe and is dropped after it (a multiprocess directory
+	// is then read without keeping files mapped).
+	Probe bool
+}
+
+// newKindSource builds a source of kind with the entry's (or module's) settings.
+// dirLabel is whether a multiprocess directory labels its series with multiproc_dir.
+func newKindSource(kind string, st config.Settings, cfg collector.Config, env buildEnv, dirLabel bool) (collector.Source, error) {
+	cfg.Kind = kind
+	switch kind {
+	case config.KindUWSGI:
+		var opts collector.UWSGIOptions
+		if u := st.UWSGI; u != nil {
+			opts = collector.UWSGIOptions{MaxResponseSize: int64(u.MaxResponseSize), CollectCores: u.CollectCores, TLS: u.TLS.Config()}
+		}
+		return collector.NewUWSGI(cfg, opts)
+	case config.KindNginx:
+		var opts collector.NginxOptions
+		if n := st.Nginx; n != nil {
+			opts.TLS, opts.Host = n.TLS.Config(), n.HostHeader
+			if n.BasicAuth != nil {
+				opts.Username, opts.Password = n.BasicAuth.Username, n.BasicAuth.Password.Reveal()
+			}
+		}
+		return collector.NewNginx(cfg, opts)
+	case config.KindMultiproc:
+		opts := multiproc.Options{MaxBytes: defaultMultiprocMaxBytes, ProcRoot: env.ProcFS}
+		if m := st.Multiproc; m != nil {
+			if m.MaxBytes != nil {
+				opts.MaxBytes = int64(*m.MaxBytes)
+			}
+			opts.DropDeadLiveGauges = m.DropDeadLiveGauges
+			opts.NoMmap = m.Mmap != nil && !*m.Mmap
+		}
+		opts.NoMmap = opts.NoMmap || env.Probe
+		return collector.NewMultiproc(cfg, collector.MultiprocOptions{Options: opts, DirLabel: dirLabel, Logger: env.Logger})
+	case config.KindGunicorn:
+		if env.ProcFS == "" {
+			return nil, fmt.Errorf("a gunicorn pidfile needs a proc filesystem: --path.procfs is empty")
+		}
+		return collector.NewGunicorn(cfg, collector.GunicornOptions{ProcFS: env.ProcFS})
+	case config.KindGunicornStatsd:
+		var opts collector.GunicornStatsdOptions
+		if g := st.GunicornStatsd; g != nil {
+			opts = collector.GunicornStatsdOptions{TagLabels: g.TagLabels, MaxSeries: g.MaxSeries}
+		}
+		return collector.NewGunicornStatsd(cfg, opts)
+	}
+	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+// fileSourceConfig is the collector configuration of a file entry.
+func fileSourceConfig(f *config.File, s *config.Source, env buildEnv) collector.Config {
+	def := config.EffectiveTimeout(f.Global.Timeout, env.Timeout)
+	return collector.Config{
+		Kind:    s.Kind,
+		Name:    s.Name,
+		Address: s.Address,
+		Labels:  s.Labels,
+		Timeout: config.EffectiveTimeout(s.Timeout, def),
+	}
+}
+
+// multiprocDirLabel decides a file entry's multiproc_dir label: auto labels when more than one
+// multiprocess directory is configured, by the file and the flags together.
+func multiprocDirLabel(s *config.Source, total int) bool {
+	if s.Multiproc != nil {
+		switch s.Multiproc.DirLabel {
+		case "always":
+			return true
+		case "never":
+			return false
+		}
+	}
+	return total > 1
+}
+
+// placed is a configured source and where it was configured: a flag or file:line.
+type placed struct {
+	src   collector.Source
+	where string
+}
+
+// kindFlag names the flag that configures sources of a kind, for messages.
+var kindFlag = map[string]string{
+	config.KindUWSGI:          "--uwsgi.stats-uri",
+	config.KindNginx:          "--nginx.scrape-uri",
+	config.KindMultiproc:      "--multiproc.dir",
+	config.KindGunicorn:       "--gunicorn.pidfile",
+	config.KindGunicornStatsd: "--gunicorn.statsd-listen-address",
+}
+
+// flagPlace names the flag a flag source came from.
+func flagPlace(s collector.Source) string {
+	if f, ok := kindFlag[s.Kind().Name]; ok {
+		return f + "=" + s.Config().Address
+	}
+	return "a flag"
+}
+
+// sourceKey is the identity of the target a source reads (config.SourceKey); relative paths
+// given by flags count from the working directory.
+func sourceKey(s collector.Source) string {
+	kind, addr := s.Kind().Name, s.Config().Address
+	if (kind == config.KindMultiproc || kind == config.KindGunicorn) && !filepath.IsAbs(addr) {
+		if abs, err := filepath.Abs(addr); err == nil {
+			addr = abs
+		}
+	}
+	// The address is the shown one (query values hidden): so is the key.
+	key, _, err := config.SourceKey(kind, addr)
+	if err != nil {
+		return kind + " " + addr
+	}
+	return key
+}
+
+// checkDuplicates refuses one target, or one kind and name, configured twice, naming both
+// places (flag or file:line).
+func checkDuplicates(all []placed) error {
+	byKey := map[string]placed{}
+	byName := map[string]placed{}
+	for _, p := range all {
+		key := sourceKey(p.src)
+		if prev, ok := byKey[key]; ok {
+			return fmt.Errorf("%s is configured twice: by %s and by %s: give each source once", key, prev.where, p.where)
+		}
+		byKey[key] = p
+		name := p.src.Kind().Name + "\x00" + p.src.Config().SourceName()
+		if prev, ok := byName[name]; ok {
+			return fmt.Errorf("two %s sources are named %q: by %s and by %s: give each a distinct name", p.src.Kind().Name, p.src.Config().SourceName(), prev.where, p.where)
+		}
+		byName[name] = p
+	}
+	return nil
+}
