@@ -28,8 +28,8 @@ import (
 // removing . and .. lexically) and once every symlink in it is resolved, against the listed
 // directory also resolved. The resolved path is what is read.
 type AllowList struct {
-	Addresses   []string `yaml:"addresses"`    // network targets (uwsgi tcp and http(s), nginx http(s))
-	UnixSockets []string `yaml:"unix_sockets"` // directories of unix sockets (uwsgi, nginx)
+	Addresses   []string `yaml:"addresses"`    // network targets (uwsgi tcp and http(s), nginx http(s), redis)
+	UnixSockets []string `yaml:"unix_sockets"` // directories of unix sockets (uwsgi, nginx, redis)
 	Paths       []string `yaml:"paths"`        // directories of multiprocess directories and pidfiles
 	Files       []string `yaml:"files"`        // directories of saved uWSGI stats documents (file://)
 
@@ -87,8 +87,8 @@ func (a *AllowList) compile(kind string) error {
 		dirs  []string
 		kinds []string
 	}{
-		{"addresses", a.Addresses, []string{KindUWSGI, KindNginx}},
-		{"unix_sockets", a.UnixSockets, []string{KindUWSGI, KindNginx}},
+		{"addresses", a.Addresses, []string{KindUWSGI, KindNginx, KindMultiprocRedis}},
+		{"unix_sockets", a.UnixSockets, []string{KindUWSGI, KindNginx, KindMultiprocRedis}},
 		{"paths", a.Paths, []string{KindMultiproc, KindGunicorn}},
 		{"files", a.Files, []string{KindUWSGI}},
 	}

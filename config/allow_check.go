@@ -98,6 +98,25 @@ func (m *Module) Check(target string) (*Admitted, error) {
 			return nil, err
 		}
 		return admitNet(target, a.allowsHostPort(host, port))
+	case KindMultiprocRedis:
+		u, err := parseRedisURL(target)
+		if err != nil {
+			return nil, badTarget("%v", err)
+		}
+		if u.Scheme == "unix" {
+			return admitSocket(a.UnixSockets, u.Path, func(p string) string {
+				v := *u
+				v.Path = p
+				return v.String()
+			})
+		}
+		port := 6379
+		if p := u.Port(); p != "" {
+			if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+				return nil, badTarget("bad port %q", p)
+			}
+		}
+		return admitNet(target, a.allowsHostPort(u.Hostname(), port))
 	case KindMultiproc, KindGunicorn:
 		if !filepath.IsAbs(target) || strings.ContainsRune(target, 0) {
 			return nil, badTarget("the target must be an absolute path")

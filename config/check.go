@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
 	"github.com/wsgi-exporter/wsgi_exporter/nginx"
+	"github.com/wsgi-exporter/wsgi_exporter/redisstore"
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
@@ -159,6 +161,14 @@ func SourceKey(kind, address string) (key, shown string, err error) {
 		}
 		key = kind + " " + filepath.Clean(address)
 		return key, key, nil
+	case KindMultiprocRedis:
+		u, err := parseRedisURL(address)
+		if err != nil {
+			return "", "", err
+		}
+		u.User = nil
+		key = kind + " " + u.String()
+		return key, key, nil
 	case KindGunicornStatsd:
 		network, addr, err := gunicorn.ParseListenAddress(address)
 		if err != nil {
@@ -180,6 +190,7 @@ func (st *Settings) check(kind, dir string) error {
 		KindNginx:          st.Nginx != nil,
 		KindMultiproc:      st.Multiproc != nil,
 		KindGunicornStatsd: st.GunicornStatsd != nil,
+		KindMultiprocRedis: st.MultiprocRedis != nil,
 	}
 	for _, k := range sortedKeys(given) {
 		if given[k] && k != kind {
@@ -216,6 +227,30 @@ func (st *Settings) check(kind, dir string) error {
 		if !slices.Contains([]string{"", "auto", "always", "never"}, st.Multiproc.DirLabel) {
 			return fmt.Errorf("multiproc.dir_label must be auto, always or never")
 		}
+	case st.MultiprocRedis != nil:
+		r := st.MultiprocRedis
+		switch {
+		case r.MaxKeys < 0:
+			return fmt.Errorf("multiproc_redis.max_keys must not be negative")
+		case !slices.Contains([]string{"", "keep", "drop"}, r.Vanished):
+			return fmt.Errorf("multiproc_redis.vanished must be keep or drop")
+		case !slices.Contains([]string{"", "auto", "always", "never"}, r.URLLabel):
+			return fmt.Errorf("multiproc_redis.url_label must be auto, always or never")
+		case r.KeyPrefix != "" && strings.Trim(r.KeyPrefix, ":") == "":
+			return fmt.Errorf("multiproc_redis.key_prefix must not be only colons")
+		}
+		if r.TLS != nil {
+			if err := r.TLS.load(dir); err != nil {
+				return fmt.Errorf("multiproc_redis.tls: %w", err)
+			}
+		}
+		if r.PasswordFile != "" {
+			pw, err := readSecret(resolve(dir, r.PasswordFile))
+			if err != nil {
+				return fmt.Errorf("multiproc_redis.password_file: %w", err)
+			}
+			r.Password = pw
+		}
 	case st.GunicornStatsd != nil:
 		if st.GunicornStatsd.MaxSeries < 0 {
 			return fmt.Errorf("gunicorn_statsd.max_series must not be negative")
@@ -235,4 +270,31 @@ func resolve(dir, path string) string {
 		return path
 	}
 	return filepath.Join(dir, path)
+}
+
+// parseRedisURL checks a Redis store URL as far as the allow-list and the duplicate check
+// need (the store's constructor checks the rest): redis:// or rediss:// with a host, or
+// unix:// with an absolute socket path; no password. Errors never show the user information.
+func parseRedisURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid redis URL", redisstore.Redact(raw))
+	}
+	if _, set := u.User.Password(); set {
+		return nil, fmt.Errorf("%s: a password in the URL is refused: give it in a file (password_file)", redisstore.Redact(raw))
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if u.Hostname() == "" {
+			return nil, fmt.Errorf("%s: no host", redisstore.Redact(raw))
+		}
+	case "unix":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return nil, fmt.Errorf("%s: want unix:///absolute/path/to/socket[?db=N]", redisstore.Redact(raw))
+		}
+		u.Path = filepath.Clean(u.Path)
+	default:
+		return nil, fmt.Errorf("%s: the scheme must be redis, rediss or unix", redisstore.Redact(raw))
+	}
+	return u, nil
 }

@@ -77,6 +77,7 @@ type Settings struct {
 	Nginx          *NginxSettings          `yaml:"nginx"`
 	Multiproc      *MultiprocSettings      `yaml:"multiproc"`
 	GunicornStatsd *GunicornStatsdSettings `yaml:"gunicorn_statsd"`
+	MultiprocRedis *MultiprocRedisSettings `yaml:"multiproc_redis"`
 }
 
 // UWSGISettings are the settings of a uWSGI stats source (--uwsgi.* flags).
@@ -127,21 +128,37 @@ type GunicornStatsdSettings struct {
 	MaxSeries int      `yaml:"max_series"` // 0: 16
 }
 
-// The kinds a file may name. Redis and later kinds are added here and in kindSettings.
+// MultiprocRedisSettings are the settings of a gunicorn-prometheus-exporter Redis store
+// (--redis.* flags).
+type MultiprocRedisSettings struct {
+	KeyPrefix    string   `yaml:"key_prefix"`    // "": gunicorn
+	PasswordFile string   `yaml:"password_file"` // relative paths are relative to the file's directory
+	TLS          *TLS     `yaml:"tls"`
+	MaxKeys      int      `yaml:"max_keys"`      // 0: 500000
+	MaxBytes     *Bytes   `yaml:"max_bytes"`     // nil: 256MiB; 0: no limit
+	Vanished     string   `yaml:"vanished"`      // keep (default) or drop
+	ResumeWindow Duration `yaml:"resume_window"` // 0: 1h
+	URLLabel     string   `yaml:"url_label"`     // auto (default), always, never
+	// Password is PasswordFile's content without one trailing newline, read at load.
+	Password Secret `yaml:"-"`
+}
+
+// The kinds a file may name. A new kind is added here, to Settings and to check.
 const (
 	KindUWSGI          = "uwsgi"
 	KindNginx          = "nginx"
 	KindMultiproc      = "multiproc"
 	KindGunicorn       = "gunicorn"
 	KindGunicornStatsd = "gunicorn_statsd"
+	KindMultiprocRedis = "multiproc_redis"
 )
 
 // Kinds lists the kinds a source may have, in the order of the documentation.
-var Kinds = []string{KindUWSGI, KindNginx, KindMultiproc, KindGunicorn, KindGunicornStatsd}
+var Kinds = []string{KindUWSGI, KindNginx, KindMultiproc, KindGunicorn, KindGunicornStatsd, KindMultiprocRedis}
 
 // ProbeKinds lists the kinds a module may have. A statsd listener receives datagrams instead
 // of reading a target: it cannot be probed.
-var ProbeKinds = []string{KindUWSGI, KindNginx, KindMultiproc, KindGunicorn}
+var ProbeKinds = []string{KindUWSGI, KindNginx, KindMultiproc, KindGunicorn, KindMultiprocRedis}
 
 // moduleName is what a module may be called: it is a URL parameter and a label value.
 var moduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -170,6 +187,10 @@ func (s *Source) Fingerprint() string {
 			pw := sha256.Sum256([]byte(s.Nginx.BasicAuth.Password.Reveal()))
 			h.Write(pw[:])
 		}
+	case s.MultiprocRedis != nil:
+		tlsBlocks = append(tlsBlocks, s.MultiprocRedis.TLS)
+		pw := sha256.Sum256([]byte(s.MultiprocRedis.Password.Reveal()))
+		h.Write(pw[:])
 	}
 	for _, t := range tlsBlocks {
 		if t != nil {

@@ -144,7 +144,7 @@ func TestProblemsNameFileAndLine(t *testing.T) {
 	}{
 		{"unknown top key", "sourcez: []\n", []string{`1: top level: unknown key "sourcez" (known keys: global, modules, sources)`}},
 		{"unknown source key", "sources:\n  - kind: uwsgi\n    adress: x:1\n", []string{
-			`3: sources[0]: unknown key "adress" (known keys: address, gunicorn_statsd, kind, labels, multiproc, name, nginx, timeout, uwsgi)`}},
+			`3: sources[0]: unknown key "adress" (known keys: address, gunicorn_statsd, kind, labels, multiproc, multiproc_redis, name, nginx, timeout, uwsgi)`}},
 		{"unknown nested key", "sources:\n  - kind: nginx\n    address: http://a:1/\n    nginx:\n      basic_auth:\n        username: u\n        pasword_file: x\n", []string{
 			`7: sources[0].nginx.basic_auth: unknown key "pasword_file" (known keys: password_file, username)`}},
 		{"inline secret", "sources:\n  - kind: nginx\n    address: http://a:1/\n    nginx:\n      basic_auth:\n        username: u\n        password: hunter2\n", []string{
@@ -158,7 +158,7 @@ func TestProblemsNameFileAndLine(t *testing.T) {
 		{"type error hides value", "sources:\n  - kind: uwsgi\n    address: a:1\n    uwsgi: {collect_cores: hunter2}\n", []string{`4: cannot unmarshal !!str a value into bool`}},
 		// The YAML library's syntax errors give the line where the construct began.
 		{"syntax", "sources:\n  - kind: uwsgi\n\taddress: a:1\n", []string{`found a tab character that violates indentation`}},
-		{"no kind", "sources:\n  - address: a:1\n", []string{`2: sources[0]: kind is missing (one of uwsgi, nginx, multiproc, gunicorn, gunicorn_statsd)`}},
+		{"no kind", "sources:\n  - address: a:1\n", []string{`2: sources[0]: kind is missing (one of uwsgi, nginx, multiproc, gunicorn, gunicorn_statsd, multiproc_redis)`}},
 		{"unknown kind", "sources:\n  - {kind: apache, address: a:1}\n", []string{`2: sources[0]: unknown kind "apache"`}},
 		{"no address", "sources:\n  - {kind: uwsgi}\n", []string{`2: sources[0]: address is missing`}},
 		{"bad address", "sources:\n  - {kind: uwsgi, address: \"gopher://x\"}\n", []string{`2: sources[0]: stats address "gopher://x": unknown scheme "gopher"`}},
@@ -337,5 +337,45 @@ func TestAliasBomb(t *testing.T) {
 			t.Errorf("took %v", d)
 		}
 		t.Log(err)
+	}
+}
+
+func TestRedisSources(t *testing.T) {
+	f := mustLoad(t, map[string]string{"redis.pw": "pw\n", "wsgi.yml": `sources:
+  - kind: multiproc_redis
+    address: redis://exporter@10.0.0.5:6379/2
+    multiproc_redis: {password_file: redis.pw, key_prefix: shop, max_bytes: 1MiB, vanished: drop, resume_window: 10m, url_label: always}
+modules:
+  redis: {kind: multiproc_redis, allow: {addresses: ["10.0.0.0/8:6379"], unix_sockets: [/run/redis]}}
+`})
+	s := f.Sources[0]
+	r := s.MultiprocRedis
+	if s.Key != "multiproc_redis redis://10.0.0.5:6379/2" || r.Password.Reveal() != "pw" || r.KeyPrefix != "shop" || *r.MaxBytes != 1<<20 ||
+		r.Vanished != "drop" || time.Duration(r.ResumeWindow) != 10*time.Minute || r.URLLabel != "always" {
+		t.Errorf("%+v %+v", s, r)
+	}
+	m := f.Modules["redis"]
+	for target, want := range map[string]string{
+		"redis://10.1.1.1":          "ok",
+		"rediss://10.1.1.1:6379/3":  "ok",
+		"redis://10.1.1.1:6380":     "403 address",
+		"redis://u:p@10.1.1.1:6379": "400",
+		"unix:///run/redis/r.sock":  "down connect",
+		"unix:///run/x/r.sock":      "403 path",
+	} {
+		ad, err := m.Check(target)
+		if got := outcome(ad, err); got != want {
+			t.Errorf("%s: %s, want %s (%v)", target, got, want, err)
+		}
+	}
+	for _, bad := range []string{
+		"sources:\n  - {kind: multiproc_redis, address: \"redis://u:secret@h:1\"}\n",
+		"sources:\n  - {kind: multiproc_redis, address: \"http://h:1\"}\n",
+		"sources:\n  - {kind: multiproc_redis, address: \"redis://h:1\", multiproc_redis: {vanished: maybe}}\n",
+	} {
+		msg, _ := loadErr(t, map[string]string{"wsgi.yml": bad})
+		if strings.Contains(msg, "secret") {
+			t.Errorf("the password is shown: %s", msg)
+		}
 	}
 }

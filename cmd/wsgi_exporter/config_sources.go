@@ -9,6 +9,7 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 	"github.com/wsgi-exporter/wsgi_exporter/config"
 	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
+	"github.com/wsgi-exporter/wsgi_exporter/redisstore"
 )
 
 // defaultMultiprocMaxBytes is --multiproc.max-bytes' default, for file entries that set none.
@@ -25,7 +26,8 @@ type buildEnv struct {
 }
 
 // newKindSource builds a source of kind with the entry's (or module's) settings.
-// dirLabel is whether a multiprocess directory labels its series with multiproc_dir.
+// dirLabel is whether a multiprocess directory or Redis store labels its application series
+// with multiproc_dir or redis_url.
 func newKindSource(kind string, st config.Settings, cfg collector.Config, env buildEnv, dirLabel bool) (collector.Source, error) {
 	cfg.Kind = kind
 	switch kind {
@@ -60,6 +62,8 @@ func newKindSource(kind string, st config.Settings, cfg collector.Config, env bu
 			return nil, fmt.Errorf("a gunicorn pidfile needs a proc filesystem: --path.procfs is empty")
 		}
 		return collector.NewGunicorn(cfg, collector.GunicornOptions{ProcFS: env.ProcFS})
+	case config.KindMultiprocRedis:
+		return newRedisSource(st.MultiprocRedis, cfg, env, dirLabel)
 	case config.KindGunicornStatsd:
 		var opts collector.GunicornStatsdOptions
 		if g := st.GunicornStatsd; g != nil {
@@ -68,6 +72,40 @@ func newKindSource(kind string, st config.Settings, cfg collector.Config, env bu
 		return collector.NewGunicornStatsd(cfg, opts)
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+// Defaults of the --redis.* flags, for file entries that set none.
+const (
+	defaultRedisMaxKeys  = 500000
+	defaultRedisMaxBytes = 256 << 20
+	defaultRedisResume   = time.Hour
+)
+
+// newRedisSource builds a Redis store source; urlLabel is whether its application series
+// carry redis_url.
+func newRedisSource(r *config.MultiprocRedisSettings, cfg collector.Config, env buildEnv, urlLabel bool) (collector.Source, error) {
+	if r == nil {
+		r = &config.MultiprocRedisSettings{}
+	}
+	opts := redisstore.Options{
+		Prefix:       r.KeyPrefix,
+		MaxKeys:      r.MaxKeys,
+		MaxBytes:     defaultRedisMaxBytes,
+		DropVanished: r.Vanished == "drop",
+		ResumeWindow: config.EffectiveTimeout(r.ResumeWindow, defaultRedisResume),
+	}
+	if opts.MaxKeys == 0 {
+		opts.MaxKeys = defaultRedisMaxKeys
+	}
+	if r.MaxBytes != nil {
+		opts.MaxBytes = int64(*r.MaxBytes)
+	}
+	return collector.NewMultiprocRedis(cfg, collector.MultiprocRedisOptions{
+		Target:   redisstore.Target{URL: cfg.Address, Password: r.Password.Reveal(), TLS: r.TLS.Config(), Timeout: cfg.Timeout},
+		Options:  opts,
+		URLLabel: urlLabel,
+		Logger:   env.Logger,
+	})
 }
 
 // fileSourceConfig is the collector configuration of a file entry.
@@ -82,16 +120,22 @@ func fileSourceConfig(f *config.File, s *config.Source, env buildEnv) collector.
 	}
 }
 
-// multiprocDirLabel decides a file entry's multiproc_dir label: auto labels when more than one
-// multiprocess directory is configured, by the file and the flags together.
-func multiprocDirLabel(s *config.Source, total int) bool {
-	if s.Multiproc != nil {
-		switch s.Multiproc.DirLabel {
-		case "always":
-			return true
-		case "never":
-			return false
-		}
+// appLabel decides whether a file entry's application series carry the multiproc_dir or
+// redis_url label: auto labels when more than one source of the kind is configured, by the
+// file and the flags together.
+func appLabel(s *config.Source, total int) bool {
+	choice := ""
+	switch {
+	case s.Multiproc != nil:
+		choice = s.Multiproc.DirLabel
+	case s.MultiprocRedis != nil:
+		choice = s.MultiprocRedis.URLLabel
+	}
+	switch choice {
+	case "always":
+		return true
+	case "never":
+		return false
 	}
 	return total > 1
 }
@@ -109,6 +153,7 @@ var kindFlag = map[string]string{
 	config.KindMultiproc:      "--multiproc.dir",
 	config.KindGunicorn:       "--gunicorn.pidfile",
 	config.KindGunicornStatsd: "--gunicorn.statsd-listen-address",
+	config.KindMultiprocRedis: "--redis.url",
 }
 
 // flagPlace names the flag a flag source came from.

@@ -15,6 +15,7 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 	"github.com/wsgi-exporter/wsgi_exporter/config"
 	"github.com/wsgi-exporter/wsgi_exporter/nginx"
+	"github.com/wsgi-exporter/wsgi_exporter/redisstore"
 	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
@@ -185,6 +186,8 @@ func probeSourceName(kind, target string) string {
 		return uwsgi.SourceName(target)
 	case config.KindNginx:
 		return nginx.SourceName(target)
+	case config.KindMultiprocRedis:
+		return redisstore.Redact(target)
 	}
 	return target
 }

@@ -18,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/redistest"
 )
 
 // stats is a captured uWSGI stats document (fixtures/uwsgi/README.md).
@@ -546,5 +548,54 @@ func TestProbeLocalPaths(t *testing.T) {
 	}
 	if n == 0 {
 		t.Errorf("no application series:\n%s", body)
+	}
+}
+
+// A Redis store module: a real redis-server on TCP and on a unix socket (pinned), the
+// password from the module's file; targets outside the allow-list are refused.
+func TestProbeRedisStore(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "redis.pw")
+	if err := os.WriteFile(pw, []byte(redistest.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`modules:
+  redis:
+    kind: multiproc_redis
+    multiproc_redis: {password_file: redis.pw}
+    allow:
+      addresses: ["127.0.0.1:%d"]
+      unix_sockets: [%s]
+`, srv.Port, filepath.Dir(srv.Socket)))
+	_, hs := probeServer(t, "--config.file="+cfg)
+	for target, want := range map[string]string{
+		fmt.Sprintf("redis://127.0.0.1:%d/0", srv.Port):    "up=1 reason=",
+		"unix://" + srv.Socket + "?db=0":                   "up=1 reason=",
+		fmt.Sprintf("redis://127.0.0.1:%d/0", srv.Port+1):  "403",
+		"redis://10.0.0.1:6379":                            "403",
+		"unix:///tmp/other.sock":                           "403",
+		fmt.Sprintf("redis://u:pw@127.0.0.1:%d", srv.Port): "400",
+		"http://127.0.0.1/":                                "400",
+	} {
+		code, mfs, body := get(t, probeURL(hs.URL, "redis", target), "")
+		got := fmt.Sprint(code)
+		if code == 200 {
+			up, labels, err := only(mfs, "multiproc_redis_up")
+			if err != nil {
+				t.Errorf("%s: %v", target, err)
+				continue
+			}
+			if labels["redis_url"] != target {
+				t.Errorf("%s: label %v", target, labels)
+			}
+			got = fmt.Sprintf("up=%v reason=%s", up, failedReason(mfs))
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s\n%s", target, got, want, body)
+		}
+		if strings.Contains(body, redistest.Password) {
+			t.Errorf("%s: the password is in the answer", target)
+		}
 	}
 }

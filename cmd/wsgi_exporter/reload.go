@@ -28,10 +28,10 @@ type fleet struct {
 	path    string // --config.file; "" when there is none
 	env     buildEnv
 	expOpts collector.Options
-	// flagSources are the sources of the flags; flagMultiproc counts their multiprocess
-	// directories (a file entry's dir_label auto counts them too).
-	flagSources   []collector.Source
-	flagMultiproc int
+	// flagSources are the sources of the flags; flagApps counts them by kind (a file entry's
+	// dir_label or url_label auto counts them too).
+	flagSources []collector.Source
+	flagApps    map[string]int
 	// shared are the long-lived collectors registered in every generation's registry, so
 	// that they survive reloads: build info, process and Go metrics, the request counters of
 	// the metrics path, the reload gauges, the probe counters.
@@ -112,10 +112,9 @@ func newFleet(o fleetOptions) (*fleet, error) {
 	for _, code := range []string{"200", "500", "503"} {
 		fl.requests.WithLabelValues(code)
 	}
+	fl.flagApps = map[string]int{}
 	for _, s := range o.FlagSources {
-		if s.Kind().Name == config.KindMultiproc {
-			fl.flagMultiproc++
-		}
+		fl.flagApps[s.Kind().Name]++
 	}
 	fl.shared = append(append([]prometheus.Collector{}, o.Shared...), fl.requests, fl.inFlight)
 	if fl.prober != nil {
@@ -162,17 +161,15 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 			return nil, err
 		}
 		gen.file = f
-		multiprocs := fl.flagMultiproc
+		perKind := maps.Clone(fl.flagApps)
 		for _, s := range f.Sources {
-			if s.Kind == config.KindMultiproc {
-				multiprocs++
-			}
+			perKind[s.Kind]++
 		}
 		for _, s := range f.Sources {
-			dirLabel := s.Kind == config.KindMultiproc && multiprocDirLabel(s, multiprocs)
+			dirLabel := appLabel(s, perKind[s.Kind])
 			cfg := fileSourceConfig(f, s, fl.env)
 			// The print covers what the entry is built from besides its text: the effective
-			// timeout (global.timeout may have changed) and the multiproc_dir decision.
+			// timeout (global.timeout may have changed) and the application label decision.
 			print := fmt.Sprintf("%s/%v/%t", s.Fingerprint(), cfg.Timeout, dirLabel)
 			src := prev.source(print)
 			if src == nil {
