@@ -144,7 +144,7 @@ func TestProbeFileSD(t *testing.T) {
 		u.waitReady(t)
 	}
 	n := nginxStart(t, nil)
-	dead := tcpStats()           // allowed, nobody listens
+	dead := tcpStats()          // allowed, nobody listens
 	refused := "127.0.0.2:1717" // outside the allow-list
 
 	cfg := filepath.Join(dir, "wsgi_exporter.yml")
@@ -343,7 +343,7 @@ func TestProbeExamplesRelabelling(t *testing.T) {
 		pod("10.1.0.5", "8000", "Running", "module", "uwsgi", "port", "1717"),
 		pod("10.1.0.5", "9000", "Running", "module", "uwsgi", "port", "1717"),
 		pod("10.1.0.6", "80", "Running", "module", "nginx", "port", "8080", "path", "/stub_status"),
-		pod("10.1.0.7", "8000", "Running"),                                     // not annotated
+		pod("10.1.0.7", "8000", "Running"),                                    // not annotated
 		pod("10.1.0.8", "8000", "Pending", "module", "uwsgi", "port", "1717"), // not running
 	})...)
 	jobs = append(jobs, probeExampleConfig(t, "prometheus-consul.yml", "consul", []yaml.MapSlice{
