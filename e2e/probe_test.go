@@ -351,10 +351,19 @@ func TestProbeExamplesRelabelling(t *testing.T) {
 		consul("10.2.0.6:8080", "shop-nginx", "wsgi_module", "nginx", "wsgi_path", "/stub_status"),
 		consul("10.2.0.7:8000", "shop-web"),
 	})...)
-	jobs = append(jobs, probeExampleConfig(t, "prometheus-file_sd.yml", "file", []yaml.MapSlice{
-		probeStaticGroup("10.0.1.5:1717", "app", "shop"),
-		probeStaticGroup("http://10.0.1.5:8080/stub_status", "__param_module", "nginx", "app", "shop"),
-	})...)
+	// The file_sd example runs on its own targets file, whose groups static_configs takes as
+	// they are; a group without __param_module gets the default module.
+	shop, err := os.ReadFile("../examples/probe/wsgi_targets/shop.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shopGroups []yaml.MapSlice
+	if err := yaml.UnmarshalStrict(shop, &shopGroups); err != nil {
+		t.Fatalf("wsgi_targets/shop.yml: %v", err)
+	}
+	jobs = append(jobs, probeExampleConfig(t, "prometheus-file_sd.yml", "file", append(shopGroups,
+		probeStaticGroup("10.0.1.7:1717", "app", "cart"),
+	))...)
 	jobs = append(jobs, probeExampleConfig(t, "prometheus-shard-servers.yml", "servers", fleet)...)
 	jobs = append(jobs, probeExampleConfig(t, "prometheus-shard-exporters.yml", "exporters", fleet)...)
 	out, err := yaml.Marshal(yaml.MapSlice{
@@ -387,7 +396,9 @@ func TestProbeExamplesRelabelling(t *testing.T) {
 		},
 		"wsgi-probe-file": {
 			probe("wsgi-exporter.example.com:10133", "uwsgi", "10.0.1.5:1717") + " app=shop instance=10.0.1.5:1717 module=uwsgi",
+			probe("wsgi-exporter.example.com:10133", "uwsgi", "10.0.1.6:1717") + " app=shop instance=10.0.1.6:1717 module=uwsgi",
 			probe("wsgi-exporter.example.com:10133", "nginx", "http://10.0.1.5:8080/stub_status") + " app=shop instance=http://10.0.1.5:8080/stub_status module=nginx",
+			probe("wsgi-exporter.example.com:10133", "uwsgi", "10.0.1.7:1717") + " app=cart instance=10.0.1.7:1717 module=uwsgi",
 		},
 	}
 	for _, a := range fleetAddrs {
