@@ -379,3 +379,38 @@ modules:
 		}
 	}
 }
+
+// The full example of docs/configuration.md is valid, with the files it names.
+func TestDocsExample(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## A full example\n\n```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no example in docs/configuration.md")
+	}
+	dir := t.TempDir()
+	ca := testcert.New(t, "ca", nil)
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := testcert.New(t, "client", ca).Write(t, dir, "client")
+	if err := os.Rename(key, filepath.Join(dir, "client.key")); err != nil {
+		t.Fatal(err)
+	}
+	_ = cert // client.pem
+	for _, f := range []string{"nginx-status.password", "redis.password"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("pw\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := Parse([]byte(example), filepath.Join(dir, "wsgi.yml"))
+	if err != nil {
+		t.Fatalf("the documented example: %v", err)
+	}
+	if len(f.Sources) != 6 || len(f.Modules) != 1 {
+		t.Errorf("%d sources, %d modules", len(f.Sources), len(f.Modules))
+	}
+}

@@ -84,7 +84,15 @@ func check(err error) {
 // machine describes where the figures come from.
 func machine() string {
 	load, _ := os.ReadFile("/proc/loadavg")
-	return fmt.Sprintf("%s, %d CPUs, load average %s", runtime.Version(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
+	out := fmt.Sprintf("%s, %d CPUs, load average %s", runtime.Version(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
+	// CPU pressure: the share of time some runnable task waited for a CPU (other work on
+	// the machine delays the answers, whatever the exporter does).
+	if psi, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
+		if f := strings.Fields(string(psi)); len(f) > 2 && f[0] == "some" {
+			out += ", CPU pressure " + strings.TrimPrefix(f[2], "avg60=") + "% (60 s)"
+		}
+	}
+	return out
 }
 
 // raiseNoFile lifts the open-file limit to its hard maximum (inherited by the exporter).
