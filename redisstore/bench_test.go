@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,21 +118,26 @@ func BenchmarkRead(b *testing.B) {
 		b.Run("reader=python-sidecar", func(b *testing.B) {
 			cmd := exec.Command(DebianPython, "testdata/peer_collect.py", strconv.Itoa(srv.Port), redistest.Password, "3")
 			cmd.Env = append(os.Environ(), "PEER_SRC="+src)
-			var best, median float64
+			var best, median, cpuS float64
 			var samples int
+			var server, serverCPU float64
 			for b.Loop() {
+				server = redisCPU(b, srv)
 				out, err := cmd.Output()
 				if err != nil {
 					b.Fatalf("peer collector: %v", err)
 				}
-				if _, err := fmt.Sscanf(string(out), "best_seconds %g median_seconds %g samples %d", &best, &median, &samples); err != nil {
+				if _, err := fmt.Sscanf(string(out), "best_seconds %g median_seconds %g cpu_seconds %g samples %d", &best, &median, &cpuS, &samples); err != nil {
 					b.Fatalf("peer collector said %q: %v", out, err)
 				}
+				serverCPU = (redisCPU(b, srv) - server) / 3
 				cmd = exec.Command(cmd.Path, cmd.Args[1:]...)
 				cmd.Env = append(os.Environ(), "PEER_SRC="+src)
 			}
 			b.ReportMetric(best, "best-s")
 			b.ReportMetric(median, "median-s")
+			b.ReportMetric(cpuS, "cpu-s/op")
+			b.ReportMetric(serverCPU, "redis-cpu-s/op")
 			b.ReportMetric(float64(samples), "samples")
 		})
 	}
@@ -157,15 +163,26 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(rt)/float64(b.N), "roundtrips/op")
 			b.ReportMetric(float64(bytes)/float64(b.N)/(1<<20), "redisMiB/op")
 		}
+		// CPU seconds per read of this process and of redis-server: steadier than wall time
+		// on a shared machine.
+		cpu := func(b *testing.B, self, server float64) {
+			b.ReportMetric((selfCPU()-self)/float64(b.N), "cpu-s/op")
+			b.ReportMetric((redisCPU(b, srv)-server)/float64(b.N), "redis-cpu-s/op")
+		}
 		b.Run(fmt.Sprintf("transport=%s/read=cold", tr.name), func(b *testing.B) {
 			rt, bytes := 0, int64(0)
+			var self, server float64
 			for b.Loop() {
+				if self == 0 {
+					self, server = selfCPU(), redisCPU(b, srv)
+				}
 				s := open(b)
 				snap := read(b, s)
 				rt, bytes = rt+snap.RoundTrips, bytes+snap.Bytes
 				s.Close()
 			}
 			report(b, rt, bytes)
+			cpu(b, self, server)
 		})
 		b.Run(fmt.Sprintf("transport=%s/read=warm", tr.name), func(b *testing.B) {
 			var before, after runtime.MemStats
@@ -179,12 +196,47 @@ func BenchmarkRead(b *testing.B) {
 			// What the store keeps between reads: per key its name, metadata and last value.
 			kept := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 			rt, bytes := 0, int64(0)
+			var self, server float64
 			for b.Loop() {
+				if self == 0 {
+					self, server = selfCPU(), redisCPU(b, srv)
+				}
 				snap := read(b, s)
 				rt, bytes = rt+snap.RoundTrips, bytes+snap.Bytes
 			}
 			report(b, rt, bytes)
+			cpu(b, self, server)
 			b.ReportMetric(kept, "keptMiB")
 		})
 	}
+}
+
+// selfCPU is this process' user and system CPU seconds so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// redisCPU is redis-server's user and system CPU seconds so far (INFO cpu).
+func redisCPU(tb testing.TB, srv *redistest.Server) float64 {
+	info, err := srv.Client(0).Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				total += x
+			}
+		}
+	}
+	return total
 }

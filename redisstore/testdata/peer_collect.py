@@ -3,7 +3,8 @@ BenchmarkRead, from a source checkout of that project (it cannot be installed he
 
     PEER_SRC=/path/to/gunicorn-prometheus-exporter/src python3 peer_collect.py PORT PASSWORD N
 
-Prints "best_seconds B median_seconds M samples S": collect + generate_latest, N runs.
+Prints "best_seconds B median_seconds M cpu_seconds C samples S": collect + generate_latest,
+N runs (wall: best and median; CPU of this process: median).
 """
 import os
 import sys
@@ -29,11 +30,13 @@ from gunicorn_prometheus_exporter.backend.core.collector import RedisMultiProces
 client = redis.Redis(host="127.0.0.1", port=int(port), password=password)
 reg = CollectorRegistry()
 RedisMultiProcessCollector(reg, redis_client=client, redis_key_prefix="gunicorn")
-times = []
+times, cpus = [], []
 for _ in range(n):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     out = generate_latest(reg)
     times.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
 times.sort()
+cpus.sort()
 samples = sum(1 for line in out.splitlines() if line and not line.startswith(b"#"))
-print("best_seconds %.4f median_seconds %.4f samples %d" % (times[0], times[len(times) // 2], samples))
+print("best_seconds %.4f median_seconds %.4f cpu_seconds %.4f samples %d" % (times[0], times[len(times) // 2], cpus[len(cpus) // 2], samples))
