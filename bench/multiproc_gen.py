@@ -6,6 +6,14 @@ gen:  write a prometheus_client multiprocess directory of W workers x about S se
       workers would write, without forking).
 time: time the client's MultiProcessCollector + generate_latest on a directory; prints
       "python_seconds <best of N>" and the exposition's size.
+dead: the directory of an app with --live live workers and --dead dead ones, 53 entries each
+      (a Flask-like app: requests_total by method, endpoint and status, 16 series; a
+      request latency histogram for 2 label sets, 32 entries; an in-progress gauge in livesum
+      mode, 5 series), one counter, histogram and gauge file per worker. Every worker is a
+      forked process that creates its metrics with the client after the fork, as gunicorn
+      and uWSGI workers do. The dead ones use a process identifier above any pid_max (2^22),
+      so they can never be alive, and exit; the live ones stay alive (paused) until killed:
+      their pids are printed as "live_pids P1,P2,...".
 """
 import argparse
 import glob
@@ -91,15 +99,80 @@ def timeit(args):
     print("python_seconds %.4f python_cpu_seconds %.4f exposition_bytes %d" % (best, cpu_best, len(body)))
 
 
+ENDPOINTS = ["/", "/api/items", "/api/items/{id}", "/login", "/health"]
+
+
+def app_metrics():
+    from prometheus_client import Counter, Gauge, Histogram
+    return (Counter("app_requests", "Requests.", ["method", "endpoint", "status"]),
+            Histogram("app_request_duration_seconds", "Request latency.", ["method", "endpoint"]),
+            Gauge("app_requests_in_progress", "Requests in progress.", ["endpoint"], multiprocess_mode="livesum"))
+
+
+def app_work(seed):
+    """Writes one worker's 53 entries."""
+    reqs, lat, prog = app_metrics()
+    rnd = random.Random(seed)
+    for i in range(16):
+        reqs.labels(METHODS[i % 2], ENDPOINTS[i % 4], str([200, 404][i // 8])).inc(rnd.randint(1, 500))
+    for method, endpoint in (("GET", "/api/items"), ("POST", "/api/items")):
+        for _ in range(20):
+            lat.labels(method, endpoint).observe(rnd.random() * 2)
+    for e in ENDPOINTS:
+        prog.labels(e).set(rnd.randint(0, 3))
+
+
+def dead(args):
+    import signal
+    from prometheus_client import values
+    os.makedirs(args.out, exist_ok=True)
+    for f in glob.glob(os.path.join(args.out, "*.db")):
+        os.remove(f)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.out
+    for d in range(args.dead):
+        pid = os.fork()
+        if pid == 0:
+            ident = 5000000 + d  # above any pid_max: never alive
+            values.ValueClass = values.MultiProcessValue(lambda: ident)
+            app_work(d)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    live = []
+    for w in range(args.live):
+        r, wr = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            values.ValueClass = values.MultiProcessValue()
+            app_work(1000000 + w)
+            os.write(wr, b"k")
+            os.close(wr)
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            while True:
+                signal.pause()
+        os.close(wr)
+        os.read(r, 1)
+        os.close(r)
+        live.append(pid)
+    files = glob.glob(os.path.join(args.out, "*.db"))
+    size = sum(os.path.getsize(f) for f in files)
+    print("files %d dir_bytes %d live_pids %s" % (len(files), size, ",".join(map(str, live))))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["gen", "time"])
+    p.add_argument("mode", choices=["gen", "time", "dead"])
     p.add_argument("--out", required=True)
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--series", type=int, default=2000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--live", type=int, default=4)
+    p.add_argument("--dead", type=int, default=0)
     args = p.parse_args()
-    gen(args) if args.mode == "gen" else timeit(args)
+    {"gen": gen, "time": timeit, "dead": dead}[args.mode](args)
 
 
 if __name__ == "__main__":

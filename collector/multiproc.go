@@ -41,6 +41,7 @@ type Multiproc struct {
 	dropped    map[string]float64 // by reason, since start
 	logged     map[string]string  // file name -> reason already logged
 	conflicts  map[string]bool    // family names already logged as conflicting
+	store      mpStoreCounters
 }
 
 // NewMultiproc returns the source for the directory in cfg.Address.
@@ -95,6 +96,7 @@ func (m *Multiproc) scrapeApp(ctx context.Context) (appEmit, error) {
 		return nil, err
 	}
 	m.noteProblems(snap)
+	m.store.note(snap)
 	return func(w *Writer, names *nameClaims) { m.translate(w, snap, names) }, nil
 }
 

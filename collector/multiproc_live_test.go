@@ -15,13 +15,15 @@ import (
 )
 
 // mpLivePython writes a multiprocess directory with forked worker processes, then prints
-// what the client's own MultiProcessCollector makes of it (files merged in sorted order, as
-// float sums depend on the order).
+// the exact merge of it (testdata/mp_expect.py: the client's own MultiProcessCollector with
+// math.fsum sums, which also checks that the client's own merge is within the stated bound).
 const mpLivePython = `
 import glob, os, random, sys
 out = sys.argv[1]
 workers = int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = out
+import mp_expect
 
 from prometheus_client import Counter, Gauge, Histogram, Summary, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -60,17 +62,13 @@ for pid in pids:
     os.waitpid(pid, 0)
 mark_process_dead(pids[0], out)
 
-class Sorted:
-    def collect(self):
-        return MultiProcessCollector.merge(sorted(glob.glob(os.path.join(out, "*.db"))), accumulate=True)
-
-reg = CollectorRegistry()
-reg.register(Sorted())
-sys.stdout.buffer.write(generate_latest(reg))
+exact, _ = mp_expect.exact(sorted(glob.glob(os.path.join(out, "*.db"))))
+sys.stdout.buffer.write(exact)
 `
 
 // TestMultiprocLiveConformance: Debian's Python and prometheus_client write a directory
-// with real worker processes and merge it; our merge of the same files must agree.
+// with real worker processes and merge it (sums exact); our merge of the same files must be
+// the same to the bit.
 func TestMultiprocLiveConformance(t *testing.T) {
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
@@ -80,7 +78,11 @@ func TestMultiprocLiveConformance(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(python, "-c", mpLivePython, dir, "5")
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-c", mpLivePython, dir, "5", testdata)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	expo, err := cmd.Output()

@@ -22,13 +22,13 @@ var (
 	mpFileBytes = gauge(MultiprocKind, "multiproc_file_size_bytes",
 		"Size on disk of the directory's .db files, by metric type.", "type")
 	mpUsedBytes = gauge(MultiprocKind, "multiproc_used_bytes",
-		"Bytes in use (the header's used field) of the .db files read in the last scrape, by metric type.", "type")
+		"Bytes in use (the header's used field) of the .db files, read by the last scrape or folded into the store, by metric type.", "type")
 	mpDeadFiles = gauge(MultiprocKind, "multiproc_dead_process_files",
 		"Files of the directory whose writer (the numeric id in the file name) no longer exists in /proc, by metric type.", "type")
 	mpProcesses = gauge(MultiprocKind, "multiproc_processes",
 		"Distinct writer ids in the directory's file names, by state: alive, dead (no /proc/<pid>), unknown (not a pid, or liveness checks off).", "state")
 	mpEntries = gauge(MultiprocKind, "multiproc_entries",
-		"Entries read from the directory's files in the last scrape.")
+		"Entries merged by the last scrape: read from the directory's files, or held by the store.")
 	mpFamilies = gauge(MultiprocKind, "multiproc_families",
 		"Application metric families merged from the directory in the last scrape.")
 	mpDeadLive = gauge(MultiprocKind, "multiproc_dead_live_files_skipped",
@@ -55,14 +55,14 @@ var (
 	mpFileReasons = sorted(
 		multiproc.FileReasonShort, multiproc.FileReasonTruncated, multiproc.FileReasonCorrupt,
 		multiproc.FileReasonBadName, multiproc.FileReasonIgnored, multiproc.FileReasonVanished,
-		multiproc.FileReasonPermission, multiproc.FileReasonRead,
+		multiproc.FileReasonPermission, multiproc.FileReasonRead, multiproc.FileReasonSymlink,
+		multiproc.FileReasonNotRegular,
 	)
 	mpDropReasons = sorted(
 		multiproc.EntryReasonBadKey, multiproc.EntryReasonBadSample, multiproc.EntryReasonTypeClash,
-		mpReasonLabelConflict, mpReasonNameConflict, mpReasonInvalid,
+		multiproc.EntryReasonKeyTooLong, mpReasonLabelConflict, mpReasonNameConflict, mpReasonInvalid,
 	)
-	mpTypes     = sorted(multiproc.TypeCounter, multiproc.TypeGauge, multiproc.TypeHistogram, multiproc.TypeSummary)
-	mpProcState = map[int8]string{1: "alive", 0: "dead", -1: "unknown"}
+	mpTypes = sorted(multiproc.TypeCounter, multiproc.TypeGauge, multiproc.TypeHistogram, multiproc.TypeSummary)
 )
 
 func sorted(s ...string) []string { slices.Sort(s); return s }
@@ -100,40 +100,25 @@ func (m *Multiproc) translate(w *Writer, snap *multiproc.Snapshot, claims *nameC
 	}
 	m.mu.Unlock()
 
-	files := map[string]float64{}
-	size := map[string]float64{}
-	used := map[string]float64{}
-	dead := map[string]float64{}
-	procs := map[string]int8{}
-	for _, f := range snap.Files {
-		files[f.File.Type]++
-		size[f.File.Type] += float64(f.Size)
-		used[f.File.Type] += float64(f.Used)
-		if f.Alive == 0 {
-			dead[f.File.Type]++
-		}
-		procs[f.File.ID] = f.Alive
-	}
 	for _, t := range mpTypes {
-		w.Value(mpFiles, files[t], t)
-		w.Value(mpFileBytes, size[t], t)
-		w.Value(mpUsedBytes, used[t], t)
+		ts := snap.Types[t]
+		w.Value(mpFiles, float64(ts.Files), t)
+		w.Value(mpFileBytes, float64(ts.Size), t)
+		w.Value(mpUsedBytes, float64(ts.Used), t)
 		if m.opts.ProcRoot != "" {
-			w.Value(mpDeadFiles, dead[t], t)
+			w.Value(mpDeadFiles, float64(ts.DeadFiles), t)
 		}
 	}
-	states := map[int8]float64{}
-	for _, a := range procs {
-		states[a]++
-	}
-	for _, a := range []int8{1, 0, -1} { // alive, dead, unknown: sorted by name
-		w.Value(mpProcesses, states[a], mpProcState[a])
-	}
+	p := snap.Processes
+	w.Value(mpProcesses, float64(p.Alive), "alive") // sorted by name
+	w.Value(mpProcesses, float64(p.Dead), "dead")
+	w.Value(mpProcesses, float64(p.Unknown), "unknown")
 	w.Value(mpEntries, float64(snap.Entries))
 	w.Value(mpFamilies, float64(len(snap.Families)))
 	if m.opts.DropDeadLiveGauges {
 		w.Value(mpDeadLive, float64(snap.DroppedDeadLive))
 	}
+	m.translateStore(w, snap)
 }
 
 // mpLabel is a label of an application series being built.

@@ -92,7 +92,7 @@ func TestMultiprocDirLabel(t *testing.T) {
 # TYPE multiproc_entries_dropped_total counter
 `
 	for _, d := range []string{a, b} {
-		for _, r := range []string{"bad_key", "bad_sample", "invalid", "label_conflict", "name_conflict", "type_conflict"} {
+		for _, r := range []string{"bad_key", "bad_sample", "invalid", "key_too_long", "label_conflict", "name_conflict", "type_conflict"} {
 			v := "0"
 			if d == b && r == "label_conflict" {
 				v = "1"

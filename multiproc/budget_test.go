@@ -3,10 +3,12 @@ package multiproc
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
@@ -71,5 +73,57 @@ func TestMultiprocBudgetBeforeRead(t *testing.T) {
 	snap, err := NewReader(Options{MaxBytes: limit}).Read(context.Background(), dir)
 	if err != nil || len(snap.Problems) != 1 || snap.Problems[0].Reason != FileReasonCorrupt {
 		t.Fatalf("under the limit: %+v, %v", snap, err)
+	}
+}
+
+// TestMultiprocAbandonedRead: a read whose context ends while it parses a file of many new
+// keys stops within a bounded amount of work (the loops look at the context every 4096
+// entries), returns a timeout, leaves no goroutine behind, and reads abandoned again and again
+// never hold more keys than the series limit.
+func TestMultiprocAbandonedRead(t *testing.T) {
+	dir := t.TempDir()
+	const n = 200000
+	var es []testEntry
+	for i := 0; i < n; i++ {
+		es = append(es, testEntry{key: fmt.Sprintf(`["m", "m_total", {"a": "%d"}, "h"]`, i), v: 1})
+	}
+	writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 0, es...))
+	r := NewReader(Options{MaxSeries: 50000})
+	defer r.Close()
+	before := runtime.NumGoroutine()
+	keys := func() int {
+		r.keysMu.RLock()
+		defer r.keysMu.RUnlock()
+		return len(r.keys)
+	}
+	for round := 1; round <= 3; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			for keys() < 5000*round {
+				runtime.Gosched()
+			}
+			cancel()
+		}()
+		_, err := r.Read(ctx, dir)
+		cancel()
+		if fetch.ReasonOf(err) != fetch.ReasonTimeout {
+			t.Fatalf("round %d: %v (reason %s), want timeout", round, err, fetch.ReasonOf(err))
+		}
+		if k := keys(); k > 5000*round+4*ctxEvery {
+			t.Fatalf("round %d: %d keys parsed, the read went on well past its context's end (%d)", round, k, 5000*round)
+		}
+	}
+	for i := 0; runtime.NumGoroutine() > before; i++ {
+		if i == 500 { // a hang guard, not a timing assertion
+			t.Fatalf("%d goroutines after the abandoned reads, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Not abandoned: over the series limit, too_large, and never more keys than it.
+	if _, err := r.Read(context.Background(), dir); fetch.ReasonOf(err) != fetch.ReasonTooLarge {
+		t.Fatalf("complete read: %v, want too_large", err)
+	}
+	if k := keys(); k > 50000 {
+		t.Fatalf("%d keys held, over the 50000 limit", k)
 	}
 }

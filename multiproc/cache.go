@@ -1,7 +1,11 @@
 package multiproc
 
 import (
+	"context"
 	"syscall"
+	"unsafe"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // layout is what a file held at the last read: its entries' keys in order. Files only grow
@@ -11,9 +15,12 @@ type layout struct {
 	ino  uint64
 	used int
 	gen  Generation
-	keys []*Key  // nil for a bad key
+	keys []*Key  // nil for a bad key, longKey for one over the length cap
 	offs []int32 // where each entry's value is
 }
+
+// longKey stands in a layout for a key over Options.MaxKeyBytes.
+var longKey = &Key{}
 
 // maxMapped bounds the files kept mapped (the kernel's default vm.max_map_count is 65530).
 const maxMapped = 16384
@@ -26,16 +33,16 @@ type cached struct {
 }
 
 // keep records what a file's read left for the next one, and unmaps a mapping it replaced.
-func (r *Reader) keep(name string, prev, now *cached) {
-	if prev != nil && prev.data != nil && (now == nil || &now.data[0] != &prev.data[0]) {
+func (r *Reader) keep(fs *fileState, now *cached) {
+	prev := fs.c
+	same := prev != nil && now != nil && prev.data != nil && now.data != nil && &now.data[0] == &prev.data[0]
+	if prev != nil && prev.data != nil && !same {
 		r.unmap(prev)
 	}
-	if now != nil {
-		if now.data != nil && (prev == nil || prev.data == nil || &now.data[0] != &prev.data[0]) {
-			r.mapCount++
-		}
-		r.cache[name] = now
+	if now != nil && now.data != nil && !same {
+		r.mapCount++
 	}
+	fs.c = now
 }
 
 func (r *Reader) unmap(c *cached) {
@@ -50,47 +57,71 @@ func (r *Reader) unmap(c *cached) {
 func (r *Reader) Close() {
 	r.sem <- struct{}{}
 	defer func() { <-r.sem }()
-	for _, c := range r.cache {
-		r.unmap(c)
+	for _, fs := range r.files {
+		if fs.c != nil {
+			r.unmap(fs.c)
+			fs.c = nil
+		}
 	}
-	clear(r.cache)
 }
 
 // resolveKeys turns a file's entries into parsed keys, parsing only keys never seen before.
+// It stops, with an error, when ctx ends or the read goes over its entry or series budget.
 //
 // data may be a shared mapping that faults (a panic, recovered by readFile) when the file is
-// truncated under us. No lock is ever held across a read of data without a deferred unlock:
-// a fault must not leave keysMu held, or every later read and forget would block on it.
-func (r *Reader) resolveKeys(data []byte, used int, gen Generation, lay *layout, res *fileResult) []fileEntry {
+// truncated under us. No lock is ever held across a read of data without a deferred unlock
+// (a fault must not leave keysMu held, or every later read and forget would block on it), and
+// a key is parsed from a copy of its bytes, never from the mapping.
+func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Generation, lay *layout, res *fileResult, bud *budget) ([]fileEntry, error) {
 	entries := r.getEntries(used/64 + 16)
-	var offs []int32
-	var missing []int
-	var raws []string // copies of the missing keys' bytes, taken outside any lock
+	offs := lay.offs[:0:0]
 	known := lay.keys
 	changed := false
-	Entries(data, used, gen, func(e Entry) {
+	var stop error
+	maxKey := r.opts.MaxKeyLength
+	walkEntries(data, used, gen, func(e Entry) bool {
 		i := len(entries)
+		if i%ctxEvery == 0 && i > 0 {
+			if stop = ctx.Err(); stop == nil {
+				stop = r.spend(bud, ctxEvery)
+			}
+			if stop == nil {
+				stop = bud.err()
+			}
+			if stop != nil {
+				return false
+			}
+		}
 		offs = append(offs, int32(e.ValueAt))
 		if i < len(known) {
-			if k := known[i]; k != nil && len(k.raw) == len(e.Key) && k.raw == string(e.Key) {
+			if k := known[i]; k != nil && k != longKey && len(k.raw) == len(e.Key) && k.raw == string(e.Key) {
 				entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
-				return
+				return true
 			}
 		}
 		changed = true
-		k := r.lookupKey(e.Key)
-		if k == nil {
-			missing = append(missing, i)
-			raws = append(raws, string(e.Key))
+		var k *Key
+		switch {
+		case maxKey > 0 && len(e.Key) > maxKey:
+			k = longKey
+		default:
+			var bad bool
+			k, bad = r.lookupKey(e.Key)
+			if k == nil && !bad {
+				if k, stop = r.resolveKey(string(e.Key), bud); stop != nil {
+					return false
+				}
+			}
 		}
 		entries = append(entries, fileEntry{k, e.Value, e.Timestamp})
+		return true
 	})
-	for j, i := range missing {
-		k := r.resolveKey(raws[j])
-		if k == nil {
-			res.bad++
-		}
-		entries[i].key = k
+	if stop == nil {
+		stop = r.spend(bud, len(entries)%ctxEvery)
+	}
+	if stop != nil {
+		r.putEntries(entries)
+		return nil, stop
 	}
 	if len(lay.keys) != len(entries) || changed {
 		lay.keys = lay.keys[:0]
@@ -99,62 +130,114 @@ func (r *Reader) resolveKeys(data []byte, used int, gen Generation, lay *layout,
 		}
 	}
 	lay.offs = offs
-	return entries
+	for i := range entries {
+		switch entries[i].key {
+		case nil:
+			res.bad++
+		case longKey:
+			entries[i].key = nil
+			res.long++
+		}
+	}
+	return entries, nil
 }
 
-// lookupKey returns the parsed key of raw, or nil. raw may be mapped bytes that fault: the
-// deferred unlock releases keysMu while the panic unwinds.
-func (r *Reader) lookupKey(raw []byte) *Key {
+func (r *Reader) putEntries(e []fileEntry) {
+	if cap(e) <= 1<<20 {
+		e = e[:0]
+		r.entryPool.Put(&e)
+	}
+}
+
+// lookupKey returns the parsed key of raw, or nil and whether raw is a known bad key. raw
+// may be mapped bytes that fault: the deferred unlock releases keysMu while the panic unwinds.
+func (r *Reader) lookupKey(raw []byte) (*Key, bool) {
 	r.keysMu.RLock()
 	defer r.keysMu.RUnlock()
-	return r.keys[string(raw)]
+	if k := r.keys[string(raw)]; k != nil {
+		return k, false
+	}
+	_, bad := r.badKeys[string(raw)]
+	return nil, bad
 }
 
+// Bad keys are remembered (so a bad key is parsed once) up to these bounds.
+const (
+	maxBadKeys     = 10000
+	maxBadKeyBytes = 1 << 20
+)
+
 // resolveKey parses a key not found by lookupKey (raw is a copy, not mapped bytes) and
-// remembers it, or the error that makes it bad; nil for a bad key.
-func (r *Reader) resolveKey(raw string) *Key {
+// remembers it, or the error that makes it bad; nil for a bad key. A key that would take the
+// reader over Options.MaxSeries keys is an error (too_large), once the keys no file of the
+// last read used are forgotten.
+func (r *Reader) resolveKey(raw string, bud *budget) (*Key, error) {
 	r.keysMu.RLock()
 	k, known := r.keys[raw]
 	_, bad := r.badKeys[raw]
 	r.keysMu.RUnlock()
 	if known || bad {
-		return k
+		return k, nil
 	}
-	k, err := ParseKey([]byte(raw))
+	k, err := parseKey(unsafe.Slice(unsafe.StringData(raw), len(raw)), raw)
 	r.keysMu.Lock()
 	defer r.keysMu.Unlock()
 	if err != nil {
-		if len(r.badKeys) < 10000 {
+		if len(r.badKeys) < maxBadKeys && r.badKeyBytes+len(raw) <= maxBadKeyBytes {
 			r.badKeys[raw] = err
+			r.badKeyBytes += len(raw)
 		}
-		return nil
+		return nil, nil
 	}
 	if k2 := r.keys[raw]; k2 != nil {
-		return k2
+		return k2, nil
+	}
+	over := func() bool {
+		return (r.opts.MaxSeries > 0 && len(r.keys) >= r.opts.MaxSeries) ||
+			(r.opts.MaxKeyBytes > 0 && r.keyBytes+int64(len(raw)) > r.opts.MaxKeyBytes)
+	}
+	if over() {
+		r.evictLocked()
+		if over() {
+			return nil, bud.fail(fetch.Errorf(fetch.ReasonTooLarge, "over the limit of %d series (distinct keys) or %d key bytes", r.opts.MaxSeries, r.opts.MaxKeyBytes))
+		}
 	}
 	r.keys[raw] = k
-	return k
+	r.keyBytes += int64(len(raw))
+	return k, nil
 }
 
-// forget drops keys not seen in this read once they outnumber the live ones, so label
-// churn does not grow memory without bound.
+// evictLocked forgets the keys that neither the last merge nor the store used (keysMu held).
+func (r *Reader) evictLocked() {
+	for s, k := range r.keys {
+		if k.merge.epoch < r.epoch-1 && k.refs == 0 {
+			delete(r.keys, s)
+			r.keyBytes -= int64(len(s))
+		}
+	}
+}
+
+// forget drops keys not seen in this read (and not held by the store) once they outnumber
+// the live ones, so label churn does not grow memory without bound.
 func (r *Reader) forget() {
 	r.keysMu.Lock()
 	defer r.keysMu.Unlock()
 	live := 0
 	for _, k := range r.keys {
-		if k.merge.epoch == r.epoch {
+		if k.merge.epoch == r.epoch || k.refs > 0 {
 			live++
 		}
 	}
 	if len(r.keys) > 2*live+1024 {
 		for s, k := range r.keys {
-			if k.merge.epoch != r.epoch {
+			if k.merge.epoch != r.epoch && k.refs == 0 {
 				delete(r.keys, s)
+				r.keyBytes -= int64(len(s))
 			}
 		}
 	}
-	if len(r.badKeys) >= 10000 {
+	if len(r.badKeys) >= maxBadKeys || r.badKeyBytes >= maxBadKeyBytes {
 		clear(r.badKeys)
+		r.badKeyBytes = 0
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +28,10 @@ func truncatedDB(t *testing.T, dir, name string) (path string, cut func(string))
 	writeFile(t, dir, name, data)
 	path = filepath.Join(dir, name)
 	return path, func(p string) {
-		if p != path {
+		if p != name {
 			return
 		}
-		if err := os.Truncate(p, int64(page)); err != nil {
+		if err := os.Truncate(path, int64(page)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -42,18 +42,26 @@ func truncatedDB(t *testing.T, dir, name string) (path string, cut func(string))
 // next ones complete.
 func TestMultiprocFaultReleasesKeys(t *testing.T) {
 	dir := t.TempDir()
-	path, cut := truncatedDB(t, dir, "counter_1.db")
+	_, cut := truncatedDB(t, dir, "counter_1.db")
 	r := NewReader(Options{})
 	defer r.Close()
 	r.mappedHook = cut
 	// readFile alone first: with keysMu left held, a whole Read would block in forget.
+	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dfd)
+	var dst syscall.Stat_t
+	if err := syscall.Fstat(dfd, &dst); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan *fileResult)
 	go func() {
 		old := debug.SetPanicOnFault(true)
 		defer debug.SetPanicOnFault(old)
-		var total atomic.Int64
-		var tooLarge atomic.Bool
-		done <- r.readFile(path, FileInfo{Name: "counter_1.db", mayMap: true}, nil, &total, &tooLarge)
+		var bud budget
+		done <- r.readFile(context.Background(), dfd, &dst, FileInfo{Name: "counter_1.db", mayMap: true}, nil, &bud)
 	}()
 	res := <-done
 	if res.problem == nil || res.problem.Reason != FileReasonRead {

@@ -32,17 +32,20 @@ func (g Generation) String() string {
 
 // Reasons a file or an entry is skipped; they are label values of the exporter's error metrics.
 const (
-	FileReasonShort      = "short"         // shorter than the 8-byte header
-	FileReasonTruncated  = "truncated"     // shorter than the header's used field says
-	FileReasonCorrupt    = "corrupt"       // used field or entries not of the format
-	FileReasonBadName    = "bad_name"      // a .db name that is not TYPE_[MODE_]ID.db
-	FileReasonIgnored    = "ignored"       // not a .db file, a dot file, a directory
-	FileReasonVanished   = "vanished"      // deleted between listing and reading
-	FileReasonPermission = "permission"    // may not be opened
-	FileReasonRead       = "read"          // an I/O error while reading
-	EntryReasonBadKey    = "bad_key"       // an entry's key is not the JSON the client writes
-	EntryReasonBadSample = "bad_sample"    // a sample name or le label the type does not have
-	EntryReasonTypeClash = "type_conflict" // a metric name in files of two types
+	FileReasonShort       = "short"         // shorter than the 8-byte header
+	FileReasonTruncated   = "truncated"     // shorter than the header's used field says
+	FileReasonCorrupt     = "corrupt"       // used field or entries not of the format
+	FileReasonBadName     = "bad_name"      // a .db name that is not TYPE_[MODE_]ID.db
+	FileReasonIgnored     = "ignored"       // not a .db file, or a dot file
+	FileReasonSymlink     = "symlink"       // a .db name that is a symbolic link (never followed)
+	FileReasonNotRegular  = "not_regular"   // a .db name that is a directory, FIFO, socket, device or another filesystem's file
+	FileReasonVanished    = "vanished"      // deleted between listing and reading
+	FileReasonPermission  = "permission"    // may not be opened
+	FileReasonRead        = "read"          // an I/O error while reading
+	EntryReasonBadKey     = "bad_key"       // an entry's key is not the JSON the client writes
+	EntryReasonBadSample  = "bad_sample"    // a sample name or le label the type does not have
+	EntryReasonTypeClash  = "type_conflict" // a metric name in files of two types
+	EntryReasonKeyTooLong = "key_too_long"  // a key longer than Options.MaxKeyBytes
 )
 
 const headerSize = 8
@@ -154,6 +157,11 @@ func ParseFile(data []byte) (used int, gen Generation, err error) {
 // bytes may be a shared mapping that another process changes) and stops at the first entry
 // that does not fit; it returns how many entries it passed to fn.
 func Entries(data []byte, used int, gen Generation, fn func(e Entry)) int {
+	return walkEntries(data, used, gen, func(e Entry) bool { fn(e); return true })
+}
+
+// walkEntries is Entries with a callback that may stop the walk by returning false.
+func walkEntries(data []byte, used int, gen Generation, fn func(e Entry) bool) int {
 	stride := 8
 	if gen == GenTimestamp {
 		stride = 16
@@ -177,7 +185,9 @@ func Entries(data []byte, used int, gen Generation, fn func(e Entry)) int {
 		if stride == 16 {
 			e.Timestamp = math.Float64frombits(binary.LittleEndian.Uint64(data[valueAt+8:]))
 		}
-		fn(e)
+		if !fn(e) {
+			break
+		}
 		count++
 		pos = valueAt + stride
 	}

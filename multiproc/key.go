@@ -36,12 +36,21 @@ type Key struct {
 	leErr    bool // an le label that is not a number
 	noPidID  string
 	noPid    []Label // Labels without any pid
+	suffix   string  // Sample after Metric ("_total", "_sum", ...), or "-" when Sample does not start with Metric
 	merge    mergeCache
+	fold     mergeCache // the store's resolution (its epoch is the store's generation)
+	// refs counts the store's entries of this key; the key cache keeps such keys.
+	refs int32
 }
 
 // ParseKey parses an entry key. It accepts the 4-element keys of current clients and the
 // 3-element keys of clients up to 0.15 (whose help is DefaultHelp).
 func ParseKey(raw []byte) (*Key, error) {
+	return parseKey(raw, string(raw))
+}
+
+// parseKey is ParseKey of raw, whose copy as a string is s (kept as the key's raw form).
+func parseKey(raw []byte, s string) (*Key, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("key is not UTF-8")
 	}
@@ -79,7 +88,7 @@ func ParseKey(raw []byte) (*Key, error) {
 		k.Labels = append(k.Labels, Label{n, v})
 	}
 	slices.SortFunc(k.Labels, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
-	k.raw = string(raw)
+	k.raw = s
 	k.derive()
 	return k, nil
 }
@@ -105,7 +114,10 @@ func without(ls []Label, name string) []Label {
 func (k *Key) derive() {
 	k.labelsID = labelsID(k.Labels)
 	k.noLe = without(k.Labels, "le")
-	k.noLeID = labelsID(k.noLe)
+	k.noLeID = k.labelsID
+	if len(k.noLe) != len(k.Labels) {
+		k.noLeID = labelsID(k.noLe)
+	}
 	for _, l := range k.Labels {
 		if l.Name == "le" {
 			k.hasLe = true
@@ -114,7 +126,14 @@ func (k *Key) derive() {
 		}
 	}
 	k.noPid = without(k.Labels, "pid")
-	k.noPidID = labelsID(k.noPid)
+	k.noPidID = k.labelsID
+	if len(k.noPid) != len(k.Labels) {
+		k.noPidID = labelsID(k.noPid)
+	}
+	k.suffix = "-"
+	if rest, ok := strings.CutPrefix(k.Sample, k.Metric); ok {
+		k.suffix = rest
+	}
 }
 
 // parsePyFloat parses an le value as Python's float() does for what clients write ("0.5",

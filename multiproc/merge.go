@@ -39,240 +39,432 @@ const (
 	roleGauge
 )
 
-// mergeCache remembers, per key and scrape, where the key's entries go.
+// pos is where an entry stands in the merge order: the files in name order, the entries of a
+// file in file order. The store folds files in any order, so the order-dependent parts of
+// the merge (a family's help, type and mode; min, max, mostrecent and all gauges) compare
+// positions instead of relying on the order of additions.
+type pos struct {
+	file string
+	idx  int32
+}
+
+func (p pos) before(q pos) bool {
+	if p.file != q.file {
+		return p.file < q.file
+	}
+	return p.idx < q.idx
+}
+
+// famKey names a family state: one per metric name and file type, so that the type of a
+// name met in files of two types is decided at the end, by whichever came first.
+type famKey struct{ name, typ string }
+
+// mergeCache remembers where a key's entries go in one merge (a scrape's, or the store's).
 type mergeCache struct {
 	epoch  uint64
 	typ    string
 	fam    *famState
 	series *seriesState
 	role   uint8
-	reason string
 }
 
 type famState struct {
-	name, help, typ, mode string
-	series                map[string]*seriesState
-	list                  []*seriesState
-	gauges                []gaugeSample
+	key    famKey
+	help   string // of the first entry
+	first  pos
+	mode   string // gauges: the mode of the last file
+	last   pos
+	n      int // entries, whatever their role
+	bad    int // entries with a sample name the type does not have
+	series map[string]*seriesState
+	list   []*seriesState
+	gauges []gaugeSample // a scrape's gauge samples, in merge order (the store keeps gaugeParts)
+	gone   bool          // dropped from the store: cached pointers to it are stale
 }
 
 type seriesState struct {
-	labels           []Label
-	value            float64
-	count, sum       float64
-	hasCount, hasSum bool
-	buckets          []Bucket // per-bound sums, in order first met
+	id      string
+	labels  []Label
+	value   xsum // counters
+	count   xsum // summaries
+	sum     xsum // summaries and histograms
+	buckets []bucketState
+	g       *gaugeParts // the store's gauges
+	at      int         // index in its family's list
+	mark    uint64      // the last merge that matched it with a live series
+	gone    bool        // dropped from the store: cached pointers to it are stale
+}
+
+type bucketState struct {
+	le float64
+	n  xsum
+}
+
+func (s *seriesState) bucket(le float64) *xsum {
+	for i := range s.buckets {
+		if s.buckets[i].le == le {
+			return &s.buckets[i].n
+		}
+	}
+	s.buckets = append(s.buckets, bucketState{le: le})
+	return &s.buckets[len(s.buckets)-1].n
 }
 
 type gaugeSample struct {
 	s     *seriesState
 	pid   string
 	v, ts float64
+	at    pos
 }
 
-// merger merges entries fed in sorted file order.
+func newFam(k famKey, help string, at pos) *famState {
+	return &famState{key: k, help: help, first: at, last: at, series: map[string]*seriesState{}}
+}
+
+func (f *famState) seriesFor(id string, labels []Label) *seriesState {
+	s := f.series[id]
+	if s == nil {
+		s = &seriesState{id: id, labels: labels, at: len(f.list)}
+		f.series[id] = s
+		f.list = append(f.list, s)
+	}
+	return s
+}
+
+// roleOf says where an entry of key k in a file of type typ goes, and the identity and labels
+// of its series.
+func roleOf(k *Key, typ string) (role uint8, id string, labels []Label) {
+	switch typ {
+	case TypeCounter:
+		if k.suffix == "_total" {
+			return roleValue, k.labelsID, k.Labels
+		}
+	case TypeSummary:
+		switch k.suffix {
+		case "_count":
+			return roleCount, k.labelsID, k.Labels
+		case "_sum":
+			return roleSum, k.labelsID, k.Labels
+		}
+	case TypeHistogram:
+		switch {
+		case k.hasLe && !k.leErr:
+			return roleBucket, k.noLeID, k.noLe
+		case !k.hasLe && k.suffix == "_sum":
+			return roleSum, k.labelsID, k.Labels
+		}
+	case TypeGauge:
+		if k.suffix == "" {
+			return roleGauge, k.noPidID, k.noPid
+		}
+	}
+	return roleDrop, "", nil
+}
+
+// merger merges one scrape's entries, fed in merge order.
 type merger struct {
-	epoch   uint64
-	fams    map[string]*famState
-	order   []*famState
-	dropped map[string]int
+	epoch uint64
+	fams  map[famKey]*famState
+	order []*famState
 	// sizes: gauge samples per family at the previous merge, to size the slices at once.
-	sizes map[string]int
+	sizes map[famKey]int
 }
 
-func newMerger(epoch uint64, sizes map[string]int) *merger {
-	return &merger{epoch: epoch, fams: map[string]*famState{}, dropped: map[string]int{}, sizes: sizes}
+func newMerger(epoch uint64, sizes map[famKey]int) *merger {
+	return &merger{epoch: epoch, fams: map[famKey]*famState{}, sizes: sizes}
 }
 
 // gaugeSizes returns how many gauge samples each family had, for the next merge.
-func (m *merger) gaugeSizes() map[string]int {
-	out := map[string]int{}
+func (m *merger) gaugeSizes() map[famKey]int {
+	out := map[famKey]int{}
 	for _, f := range m.order {
 		if len(f.gauges) > 0 {
-			out[f.name] = len(f.gauges)
+			out[f.key] = len(f.gauges)
 		}
 	}
 	return out
 }
 
 // add merges one entry of a file.
-func (m *merger) add(k *Key, f *FileName, v, ts float64) {
+func (m *merger) add(k *Key, f *FileName, at pos, v, ts float64) {
 	c := &k.merge
 	if c.epoch != m.epoch || c.typ != f.Type {
-		m.resolve(k, f.Type)
+		m.resolve(k, f.Type, at)
+	}
+	fam := c.fam
+	fam.n++
+	if f.Type == TypeGauge {
+		fam.mode, fam.last = f.Mode, at
 	}
 	s := c.series
 	switch c.role {
 	case roleValue:
-		s.value += v
+		s.value.add(v)
 	case roleCount:
-		s.count += v
-		s.hasCount = true
+		s.count.add(v)
 	case roleSum:
-		s.sum += v
-		s.hasSum = true
+		s.sum.add(v)
 	case roleBucket:
-		for i := range s.buckets {
-			if s.buckets[i].UpperBound == k.le {
-				s.buckets[i].Count += v
-				return
-			}
-		}
-		s.buckets = append(s.buckets, Bucket{k.le, v})
+		s.bucket(k.le).add(v)
 	case roleGauge:
-		c.fam.mode = f.Mode
-		c.fam.gauges = append(c.fam.gauges, gaugeSample{s, f.PIDLabel, v, ts})
+		fam.gauges = append(fam.gauges, gaugeSample{s, f.PIDLabel, v, ts, at})
 	default:
-		m.dropped[c.reason]++
+		fam.bad++
 	}
 }
 
-func (m *merger) resolve(k *Key, typ string) {
+func (m *merger) resolve(k *Key, typ string, at pos) {
 	c := &k.merge
 	*c = mergeCache{epoch: m.epoch, typ: typ}
-	fam := m.fams[k.Metric]
+	fk := famKey{k.Metric, typ}
+	fam := m.fams[fk]
 	if fam == nil {
-		fam = &famState{name: k.Metric, help: k.Help, typ: typ, series: map[string]*seriesState{}}
-		if n := m.sizes[k.Metric]; n > 0 && typ == TypeGauge {
+		fam = newFam(fk, k.Help, at)
+		if n := m.sizes[fk]; n > 0 {
 			fam.gauges = make([]gaugeSample, 0, n)
 		}
-		m.fams[k.Metric] = fam
+		m.fams[fk] = fam
 		m.order = append(m.order, fam)
 	}
 	c.fam = fam
-	if fam.typ != typ {
-		c.reason = EntryReasonTypeClash
-		return
+	role, id, labels := roleOf(k, typ)
+	c.role = role
+	if role != roleDrop {
+		c.series = fam.seriesFor(id, labels)
 	}
-	id, labels := k.labelsID, k.Labels
-	switch typ {
-	case TypeCounter:
-		if k.Sample == k.Metric+"_total" {
-			c.role = roleValue
-		}
-	case TypeSummary:
-		switch k.Sample {
-		case k.Metric + "_count":
-			c.role = roleCount
-		case k.Metric + "_sum":
-			c.role = roleSum
-		}
-	case TypeHistogram:
-		switch {
-		case k.hasLe && !k.leErr:
-			c.role = roleBucket
-			id, labels = k.noLeID, k.noLe
-		case !k.hasLe && k.Sample == k.Metric+"_sum":
-			c.role = roleSum
-		}
-	case TypeGauge:
-		if k.Sample == k.Metric {
-			c.role = roleGauge
-			id, labels = k.noPidID, k.noPid
-		}
-	}
-	if c.role == roleDrop {
-		c.reason = EntryReasonBadSample
-		return
-	}
-	s := fam.series[id]
-	if s == nil {
-		s = &seriesState{labels: labels}
-		fam.series[id] = s
-		fam.list = append(fam.list, s)
-	}
-	c.series = s
 }
 
-// families finishes the merge: gauges by mode, histograms made cumulative.
-func (m *merger) families() []Family {
-	out := make([]Family, 0, len(m.order))
-	for _, fam := range m.order {
-		f := Family{Name: fam.name, Help: fam.help, Type: fam.typ, Mode: fam.mode}
-		switch fam.typ {
-		case TypeGauge:
-			f.Series = mergeGauges(fam)
-		case TypeHistogram:
-			f.Series = make([]Series, 0, len(fam.list))
-			for _, s := range fam.list {
-				slices.SortFunc(s.buckets, func(a, b Bucket) int { return cmp.Compare(a.UpperBound, b.UpperBound) })
-				acc := 0.0
-				for i := range s.buckets {
-					acc += s.buckets[i].Count
-					s.buckets[i].Count = acc
+// famPair is a family's state in this scrape's merge and in the store.
+type famPair struct {
+	live, fold *famState
+	first      pos
+}
+
+func (p *famPair) help() string {
+	if p.fold != nil && (p.live == nil || p.fold.first.before(p.live.first)) {
+		return p.fold.help
+	}
+	return p.live.help
+}
+
+func (p *famPair) mode() string {
+	if p.fold != nil && (p.live == nil || p.live.last.before(p.fold.last)) {
+		return p.fold.mode
+	}
+	return p.live.mode
+}
+
+func (p *famPair) entries() (n, bad int) {
+	for _, f := range [2]*famState{p.live, p.fold} {
+		if f != nil {
+			n += f.n
+			bad += f.bad
+		}
+	}
+	return n, bad
+}
+
+// finish merges the scrape's families with the store's (nil: none) into families as
+// MultiProcessCollector builds them, in the order their names were first met, and counts
+// the entries it leaves out in dropped: a name in files of two types keeps the type of its
+// first entry (the others are type_conflict), samples a type does not have are bad_sample.
+func (m *merger) finish(st *store, dropped map[string]int) []Family {
+	pairs := make(map[famKey]*famPair, len(m.order))
+	var list []*famPair
+	for _, f := range m.order {
+		p := &famPair{live: f, first: f.first}
+		pairs[f.key] = p
+		list = append(list, p)
+	}
+	if st != nil {
+		for k, f := range st.fams {
+			if p := pairs[k]; p != nil {
+				p.fold = f
+				if f.first.before(p.first) {
+					p.first = f.first
 				}
-				f.Series = append(f.Series, Series{Labels: s.labels, Sum: s.sum, HasSum: s.hasSum,
-					Count: acc, HasCount: len(s.buckets) > 0, Buckets: s.buckets})
+				continue
 			}
-		default:
-			f.Series = make([]Series, 0, len(fam.list))
-			for _, s := range fam.list {
-				f.Series = append(f.Series, Series{Labels: s.labels, Value: s.value,
-					Count: s.count, HasCount: s.hasCount, Sum: s.sum, HasSum: s.hasSum})
-			}
+			p := &famPair{fold: f, first: f.first}
+			pairs[k] = p
+			list = append(list, p)
+		}
+	}
+	// The type of a name is that of its first entry.
+	win := make(map[string]*famPair, len(list))
+	for _, p := range list {
+		if w := win[p.key().name]; w == nil || p.first.before(w.first) {
+			win[p.key().name] = p
+		}
+	}
+	var tmp xsum
+	out := make([]Family, 0, len(win))
+	firsts := make([]pos, 0, len(win))
+	for _, p := range list {
+		n, bad := p.entries()
+		if win[p.key().name] != p {
+			dropped[EntryReasonTypeClash] += n
+			continue
+		}
+		dropped[EntryReasonBadSample] += bad
+		k := p.key()
+		f := Family{Name: k.name, Help: p.help(), Type: k.typ}
+		if k.typ == TypeGauge {
+			f.Mode = p.mode()
+			f.Series = m.gaugeSeries(p.live, p.fold, f.Mode)
+		} else {
+			f.Series = m.series(p.live, p.fold, k.typ, &tmp)
 		}
 		out = append(out, f)
+		firsts = append(firsts, p.first)
+	}
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case firsts[a].before(firsts[b]):
+			return -1
+		case firsts[b].before(firsts[a]):
+			return 1
+		}
+		return 0
+	})
+	sorted := make([]Family, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	return sorted
+}
+
+func (p *famPair) key() famKey {
+	if p.live != nil {
+		return p.live.key
+	}
+	return p.fold.key
+}
+
+// total returns the rounded sum of a and b (b may be nil); tmp is scratch space.
+func total(a, b *xsum, tmp *xsum) (float64, bool) {
+	if b == nil || b.n == 0 {
+		return a.value(), a.n > 0
+	}
+	if a == nil || a.n == 0 {
+		return b.value(), b.n > 0
+	}
+	tmp.lo = append(tmp.lo[:0], b.lo...)
+	tmp.hi, tmp.n, tmp.nan, tmp.pinf, tmp.ninf, tmp.ovf = b.hi, b.n, b.nan, b.pinf, b.ninf, b.ovf
+	tmp.addSum(a)
+	return tmp.value(), tmp.n > 0
+}
+
+// series merges the counter, summary or histogram series of a family.
+func (m *merger) series(live, fold *famState, typ string, tmp *xsum) []Series {
+	var out []Series
+	emit := func(a, b *seriesState) {
+		s := Series{}
+		if a != nil {
+			s.Labels = a.labels
+		} else {
+			s.Labels = b.labels
+		}
+		part := func(get func(*seriesState) *xsum) (float64, bool) {
+			var x, y *xsum
+			if a != nil {
+				x = get(a)
+			}
+			if b != nil {
+				y = get(b)
+			}
+			if x == nil {
+				x, y = y, nil
+			}
+			return total(x, y, tmp)
+		}
+		switch typ {
+		case TypeCounter:
+			s.Value, _ = part(func(s *seriesState) *xsum { return &s.value })
+		case TypeSummary:
+			s.Count, s.HasCount = part(func(s *seriesState) *xsum { return &s.count })
+			s.Sum, s.HasSum = part(func(s *seriesState) *xsum { return &s.sum })
+		case TypeHistogram:
+			s.Sum, s.HasSum = part(func(s *seriesState) *xsum { return &s.sum })
+			s.Buckets = buckets(a, b, tmp)
+			if len(s.Buckets) > 0 {
+				s.Count, s.HasCount = s.Buckets[len(s.Buckets)-1].Count, true
+			}
+		}
+		out = append(out, s)
+	}
+	if live != nil {
+		out = make([]Series, 0, len(live.list))
+		for _, s := range live.list {
+			var f *seriesState
+			if fold != nil {
+				if f = fold.series[s.id]; f != nil {
+					f.mark = m.epoch
+				}
+			}
+			emit(s, f)
+		}
+	}
+	if fold != nil {
+		for _, f := range fold.list {
+			if live == nil || f.mark != m.epoch {
+				emit(nil, f)
+			}
+		}
 	}
 	return out
 }
 
-type pidKey struct {
-	s   *seriesState
-	pid string
-}
-
-// mergeGauges applies the family's mode to its samples, in the order they were read.
-func mergeGauges(fam *famState) []Series {
-	switch fam.mode {
-	case "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent":
-	default: // all, liveall, and what the client treats as all
-		idx := make(map[pidKey]int, len(fam.gauges))
-		out := make([]Series, 0, len(fam.gauges))
-		for _, g := range fam.gauges {
-			k := pidKey{g.s, g.pid}
-			if i, ok := idx[k]; ok {
-				out[i].Value = g.v
-				continue
-			}
-			idx[k] = len(out)
-			out = append(out, Series{Labels: withPid(g.s.labels, g.pid), Value: g.v})
-		}
-		return out
+// buckets merges the bucket sums of a histogram series and makes them cumulative in bound
+// order, adding the rounded sums one after the other as Python does.
+func buckets(a, b *seriesState, tmp *xsum) []Bucket {
+	n := 0
+	if a != nil {
+		n += len(a.buckets)
 	}
-	type acc struct {
-		v, ts float64
-		set   bool
+	if b != nil {
+		n += len(b.buckets)
 	}
-	accs := make(map[*seriesState]*acc, len(fam.list))
-	for _, g := range fam.gauges {
-		a := accs[g.s]
-		if a == nil {
-			a = &acc{}
-			accs[g.s] = a
-		}
-		switch fam.mode {
-		case "min", "livemin":
-			if !a.set || g.v < a.v {
-				a.v, a.set = g.v, true
+	if n == 0 {
+		return nil
+	}
+	out := make([]Bucket, 0, n)
+	if a != nil {
+		for i := range a.buckets {
+			var other *xsum
+			if b != nil {
+				for j := range b.buckets {
+					if b.buckets[j].le == a.buckets[i].le {
+						other = &b.buckets[j].n
+					}
+				}
 			}
-		case "max", "livemax":
-			if !a.set || g.v > a.v {
-				a.v, a.set = g.v, true
-			}
-		case "sum", "livesum":
-			a.v += g.v
-			a.set = true
-		default: // mostrecent: the largest timestamp wins; never-set gauges (timestamp 0) vanish
-			if a.ts < g.ts {
-				a.v, a.ts, a.set = g.v, g.ts, true
-			}
+			v, _ := total(&a.buckets[i].n, other, tmp)
+			out = append(out, Bucket{a.buckets[i].le, v})
 		}
 	}
-	out := make([]Series, 0, len(fam.list))
-	for _, s := range fam.list {
-		if a := accs[s]; a != nil && a.set {
-			out = append(out, Series{Labels: s.labels, Value: a.v})
+	if b != nil {
+	next:
+		for j := range b.buckets {
+			if a != nil {
+				for i := range a.buckets {
+					if a.buckets[i].le == b.buckets[j].le {
+						continue next
+					}
+				}
+			}
+			out = append(out, Bucket{b.buckets[j].le, b.buckets[j].n.value()})
 		}
+	}
+	slices.SortFunc(out, func(x, y Bucket) int { return cmp.Compare(x.UpperBound, y.UpperBound) })
+	acc := 0.0
+	for i := range out {
+		acc += out[i].Count
+		out[i].Count = acc
 	}
 	return out
 }

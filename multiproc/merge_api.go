@@ -1,6 +1,9 @@
 package multiproc
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Merger merges samples that come from elsewhere than a multiprocess directory (the Redis
 // store of gunicorn-prometheus-exporter) exactly as the entries of .db files are merged. Each
@@ -10,7 +13,10 @@ import "sync/atomic"
 // The merge keeps per-scrape state in the Keys it is given: a Key must not be fed to two
 // Mergers at the same time. Feeding Keys from ParseKey to one Merger after another is fine.
 type Merger struct {
-	m *merger
+	m    *merger
+	file string // the file of the last entry fed
+	seq  uint64 // files fed so far
+	at   pos    // the last entry's position: files numbered in the order fed
 }
 
 // mergerEpochs numbers Mergers. They start far above the epochs of Readers, whose Keys are
@@ -25,13 +31,27 @@ func NewMerger() *Merger {
 // Add merges one sample: the entry of key k, value v and timestamp ts (0 where the writer
 // keeps none) of the file f.
 func (m *Merger) Add(k *Key, f *FileName, v, ts float64) {
-	m.m.add(k, f, v, ts)
+	if name := f.DBName(); name != m.file || m.seq == 0 {
+		m.file = name
+		m.seq++
+		m.at = pos{file: fmt.Sprintf("%016x", m.seq)} // positions in the order fed
+	} else {
+		m.at.idx++
+	}
+	m.m.add(k, f, m.at, v, ts)
 }
 
 // Finish returns the merged families, in the order their names were first met, and the
 // entries left out of them by reason (EntryReasonBadSample, EntryReasonTypeClash).
 func (m *Merger) Finish() (families []Family, dropped map[string]int) {
-	return m.m.families(), m.m.dropped
+	dropped = map[string]int{}
+	families = m.m.finish(nil, dropped)
+	for r, n := range dropped {
+		if n == 0 {
+			delete(dropped, r)
+		}
+	}
+	return families, dropped
 }
 
 // DBName is the name of the .db file the client would have written f to:

@@ -65,7 +65,7 @@ func TestMultiprocReadRobust(t *testing.T) {
 	want := map[string]string{
 		"counter_3.db": FileReasonShort, "counter_4.db": FileReasonTruncated, "counter_5.db": FileReasonCorrupt,
 		".counter_7.db": FileReasonIgnored, "notes.txt": FileReasonIgnored, "weird_1.db": FileReasonBadName,
-		"counter_8.db": FileReasonIgnored, "counter_9.db": FileReasonIgnored,
+		"counter_8.db": FileReasonNotRegular, "counter_9.db": FileReasonNotRegular,
 	}
 	if len(got) != len(want) {
 		t.Errorf("problems %v, want %v", got, want)
@@ -146,14 +146,9 @@ func TestMultiprocLiveness(t *testing.T) {
 		if g := famByName(snap, "g"); g.Series[0].Value != tc.want {
 			t.Errorf("%+v: g = %v, want %v", tc, g.Series[0].Value, tc.want)
 		}
-		dead, unknown := 0, 0
-		for _, f := range snap.Files {
-			switch f.Alive {
-			case 0:
-				dead++
-			case -1:
-				unknown++
-			}
+		dead := 0
+		for _, ts := range snap.Types {
+			dead += ts.DeadFiles
 		}
 		if dead != tc.dead {
 			t.Errorf("%+v: %d dead files, want %d", tc, dead, tc.dead)

@@ -1,26 +1,82 @@
 package multiproc
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"math"
-	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
-// readFile reads one file and resolves its entries' keys. A file is mapped read-only and
-// kept mapped between reads (the writers' own pages of the page cache, nothing copied); while
-// its inode, size and used field stay the same, its layout is known and only the values are
-// read. Otherwise it is read with pread. Worker goroutines panic on memory faults, so a
-// mapped file truncated under us is a recovered read error.
-func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.Int64, tooLarge *atomic.Bool) (res *fileResult) {
+// fileStatAt is what a stat says of a file.
+type fileStatAt struct {
+	ino, dev     uint64
+	mode         uint32
+	size         int64
+	mtime, ctime int64 // nanoseconds
+}
+
+func statOf(st *syscall.Stat_t) fileStatAt {
+	return fileStatAt{ino: uint64(st.Ino), dev: uint64(st.Dev), mode: uint32(st.Mode), size: int64(st.Size),
+		mtime: nsec(st.Mtim), ctime: nsec(st.Ctim)}
+}
+
+// fstatat stats name in the directory dfd without following a link.
+func fstatat(dfd int, name string) (fileStatAt, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fileStatAt{}, err
+		}
+		return fileStatAt{ino: uint64(st.Ino), dev: uint64(st.Dev), mode: uint32(st.Mode), size: int64(st.Size),
+			mtime: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec), ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec)}, nil
+	}
+}
+
+// foldCopyMax: a dead writer's file up to this used size is read with pread to be folded.
+const foldCopyMax = 1 << 20
+
+// regular returns nil when st is a regular file on the directory's filesystem (dst), else
+// the reason it is not read: a link (never followed) or anything else.
+func regular(name string, st fileStatAt, dst *syscall.Stat_t) error {
+	switch {
+	case st.mode&syscall.S_IFMT == syscall.S_IFLNK:
+		return fileErrorf(FileReasonSymlink, "%q is a symbolic link (not followed)", name)
+	case st.mode&syscall.S_IFMT != syscall.S_IFREG:
+		return fileErrorf(FileReasonNotRegular, "%q is not a regular file", name)
+	case st.dev != uint64(dst.Dev):
+		return fileErrorf(FileReasonNotRegular, "%q is on another filesystem than the directory (mounted over the name)", name)
+	}
+	return nil
+}
+
+// ctxEvery: the loops over a file's entries look at the context every so many entries, so an
+// abandoned read of a huge file stops promptly.
+const ctxEvery = 4096
+
+// readFile reads one file of the directory dfd (dst: the directory's stat) and resolves its
+// entries' keys. A file is opened without following a link (O_NOFOLLOW), without blocking on
+// a FIFO (O_NONBLOCK), and read only when the opened file is a regular file of the
+// directory's filesystem: nothing of another file is read, logged or counted. It is mapped
+// read-only and kept mapped between reads (the writers' own pages of the page cache, nothing
+// copied); while its inode, size and used field stay the same, its layout is known and only
+// the values are read. Otherwise it is read with pread. Worker goroutines panic on memory
+// faults, so a mapped file truncated under us is a recovered read error.
+func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, info FileInfo, c *cached, bud *budget) (res *fileResult) {
 	res = &fileResult{info: info}
 	fail := func(err error) *fileResult {
 		res.problem = &FileProblem{info.Name, reasonOf(err), err}
 		res.info.Skipped = true
+		res.info.Folded = false
 		res.entries = nil
 		if res.cache != nil && res.cache != c && res.cache.data != nil {
 			_ = syscall.Munmap(res.cache.data) // mapped by this read, not counted yet
@@ -28,26 +84,25 @@ func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.I
 		res.cache = nil
 		return res
 	}
-	if info.Skipped {
-		return res
-	}
 	defer func() {
 		if p := recover(); p != nil {
 			res = fail(&FileError{FileReasonRead, fmt.Errorf("%s: memory fault while reading (truncated under us?): %v", info.Name, p)})
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
 	// reserve counts a file's used part against the directory's byte limit, before it is
 	// read; a used part that grew since is counted again for the difference.
 	reserved := 0
 	reserve := func(used int) error {
-		if r.opts.MaxBytes <= 0 || used <= reserved {
+		if used <= reserved {
 			return nil
 		}
 		n := used - reserved
 		reserved = used
-		if total.Add(int64(n)) > r.opts.MaxBytes {
-			tooLarge.Store(true)
-			return fetch.Errorf(fetch.ReasonTooLarge, "over the byte limit")
+		if bud.bytes.Add(int64(n)) > r.opts.MaxBytes && r.opts.MaxBytes > 0 {
+			return bud.fail(fetch.Errorf(fetch.ReasonTooLarge, "over the %d byte limit", r.opts.MaxBytes))
 		}
 		return nil
 	}
@@ -55,31 +110,47 @@ func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.I
 	var size int64
 	var ino uint64
 	if c != nil && c.data != nil {
-		var st syscall.Stat_t
-		if err := syscall.Stat(path, &st); err != nil {
-			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		st, err := fstatat(dfd, info.Name)
+		if err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: info.Name, Err: err})
 		}
-		if st.Ino == c.ino && st.Size == int64(len(c.data)) && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-			data, size, ino = c.data, st.Size, st.Ino
+		res.st = st
+		if st.ino == c.ino && st.dev == uint64(dst.Dev) && st.size == int64(len(c.data)) && st.mode&syscall.S_IFMT == syscall.S_IFREG {
+			data, size, ino = c.data, st.size, st.ino
 			res.cache = c
 		} else {
-			info.mayMap = true // replaces the old mapping, which the caller unmaps
+			info.mayMap = !r.opts.NoMmap // replaces the old mapping, which the caller unmaps
 		}
 	}
 	if data == nil {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		// A stat of the name first (no link followed): nothing but a regular file of the
+		// directory's filesystem is opened (opening a device can have effects, a FIFO
+		// blocks, a socket fails). Then the opened file is checked to be that same file.
+		pre, err := fstatat(dfd, info.Name)
 		if err != nil {
-			return fail(&fs.PathError{Op: "open", Path: path, Err: err})
+			return fail(&fs.PathError{Op: "stat", Path: info.Name, Err: err})
+		}
+		if err := regular(info.Name, pre, dst); err != nil {
+			return fail(err)
+		}
+		fd, err := syscall.Openat(dfd, info.Name, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
+		if err == syscall.ELOOP {
+			return fail(fileErrorf(FileReasonSymlink, "%q is a symbolic link (not followed)", info.Name))
+		}
+		if err != nil {
+			return fail(&fs.PathError{Op: "open", Path: info.Name, Err: err})
 		}
 		defer syscall.Close(fd)
-		var st syscall.Stat_t
-		if err := syscall.Fstat(fd, &st); err != nil {
-			return fail(&fs.PathError{Op: "stat", Path: path, Err: err})
+		var sst syscall.Stat_t
+		if err := syscall.Fstat(fd, &sst); err != nil {
+			return fail(&fs.PathError{Op: "stat", Path: info.Name, Err: err})
 		}
-		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-			return fail(&FileError{FileReasonIgnored, fmt.Errorf("%q is not a regular file", info.Name)})
+		st := statOf(&sst)
+		res.st = st
+		if err := regular(info.Name, st, dst); err != nil {
+			return fail(err)
 		}
-		size, ino = st.Size, st.Ino
+		size, ino = st.size, st.ino
 		res.info.Size = size
 		// The header first: the used part is reserved against the byte limit before any
 		// buffer is sized for it or the file mapped.
@@ -98,12 +169,14 @@ func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.I
 		if err := reserve(used); err != nil {
 			return fail(err)
 		}
-		if info.mayMap && size <= 1<<30 {
+		// A file read once to be folded is copied when small (cheaper than mapping it and
+		// faulting its pages in), mapped for the read only when large (no heap for it).
+		if info.mayMap && size <= 1<<30 && !(info.Folded && used <= foldCopyMax) {
 			if m, err := syscall.Mmap(fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
 				data = m
 				res.cache = &cached{ino: ino, data: m}
 				if r.mappedHook != nil {
-					r.mappedHook(path)
+					r.mappedHook(info.Name)
 				}
 			}
 		}
@@ -142,6 +215,9 @@ func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.I
 		// first and last keys: the append-only file has the same entries; read the values only.
 		res.cache.lay = lay
 		res.info.Used, res.info.Generation = used, lay.gen
+		if err := r.spend(bud, len(lay.keys)); err != nil {
+			return fail(err)
+		}
 		res.entries = r.values(data, lay, res)
 		res.info.Entries = len(res.entries)
 		return res
@@ -159,11 +235,24 @@ func (r *Reader) readFile(path string, info FileInfo, c *cached, total *atomic.I
 		lay = &layout{}
 	}
 	lay.ino, lay.used, lay.gen = ino, used, gen
-	res.cache.lay = lay
 	res.info.Used, res.info.Generation = used, gen
-	res.entries = r.resolveKeys(data, used, gen, lay, res)
+	entries, err := r.resolveKeys(ctx, data, used, gen, lay, res, bud)
+	if err != nil {
+		lay.keys, lay.offs, lay.used = nil, nil, 0
+		return fail(err)
+	}
+	res.cache.lay = lay
+	res.entries = entries
 	res.info.Entries = len(res.entries)
 	return res
+}
+
+// spend counts n entries against the directory's entry limit.
+func (r *Reader) spend(bud *budget, n int) error {
+	if bud.entries.Add(int64(n)) > int64(r.opts.MaxEntries) && r.opts.MaxEntries > 0 {
+		return bud.fail(fetch.Errorf(fetch.ReasonTooLarge, "over the %d entry limit", r.opts.MaxEntries))
+	}
+	return nil
 }
 
 // sameEnds reports whether the first and last entries of data still hold the keys of lay: a
@@ -205,8 +294,12 @@ func (r *Reader) values(data []byte, lay *layout, res *fileResult) []fileEntry {
 		if v2 {
 			e.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
 		}
-		if k == nil {
+		switch k {
+		case nil:
 			res.bad++
+		case longKey:
+			res.long++
+			e.key = nil
 		}
 		entries = append(entries, e)
 	}
@@ -217,7 +310,7 @@ func (r *Reader) getEntries(n int) []fileEntry {
 	if ep, ok := r.entryPool.Get().(*[]fileEntry); ok {
 		return (*ep)[:0]
 	}
-	return make([]fileEntry, 0, n)
+	return make([]fileEntry, 0, min(n, 1<<16))
 }
 
 // pread reads the used part of a file that could not be mapped into a pooled buffer; used is

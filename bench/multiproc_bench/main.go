@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // answer is a ResponseWriter that sends the body to w.
@@ -75,8 +77,14 @@ func main() {
 	n := flag.Int("n", 20, "timed scrapes")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed scrapes here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed scrapes here")
+	procfs := flag.String("procfs", "", "procfs where writers' pids are looked up (as --path.procfs; empty: no liveness check, and no store)")
+	noStore := flag.Bool("no-store", false, "read dead writers' files at every scrape (as --no-multiproc.store)")
+	coldProfile := flag.String("coldprofile", "", "write a CPU profile of the first (cold) scrape here")
+	recheck := flag.Duration("recheck-interval", 0, "as --multiproc.recheck-interval (1ns: every scrape a recheck)")
+	churn := flag.Bool("churn", false, "create and remove a file in the directory before each timed scrape (untimed), so that every scrape lists it again")
 	flag.Parse()
-	src, err := collector.NewMultiproc(collector.Config{Address: *dir, Timeout: time.Minute}, collector.MultiprocOptions{})
+	src, err := collector.NewMultiproc(collector.Config{Address: *dir, Timeout: time.Minute},
+		collector.MultiprocOptions{Options: multiproc.Options{ProcRoot: *procfs, NoStore: *noStore, RecheckInterval: *recheck}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -87,13 +95,28 @@ func main() {
 		os.Exit(1)
 	}
 	h := exp.Handler()
+	if *coldProfile != "" {
+		f, err := os.Create(*coldProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	start := time.Now()
 	var cw countWriter
-	if err := scrape(h, &cw); err != nil {
+	err = scrape(h, &cw)
+	first := time.Since(start)
+	if *coldProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	first := time.Since(start)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -110,6 +133,14 @@ func main() {
 	var peakAnon int64
 	cpu0 := cpuTime()
 	for i := 0; i < *n; i++ {
+		if *churn {
+			p := filepath.Join(*dir, fmt.Sprintf(".churn-%d", i))
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			_ = os.Remove(p)
+		}
 		start := time.Now()
 		if err := scrape(h, io.Discard); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -126,8 +157,8 @@ func main() {
 		}
 	}
 	slices.Sort(times)
-	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d gomaxprocs %d\n",
-		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), cw.n, status("VmHWM"), peakAnon, status("RssFile"), runtime.GOMAXPROCS(0))
+	fmt.Printf("go_first_seconds %.4f go_median_seconds %.4f go_best_seconds %.4f go_cpu_seconds %.4f exposition_bytes %d peak_rss_bytes %d peak_anon_bytes %d rss_file_bytes %d rss_bytes %d anon_bytes %d gomaxprocs %d\n",
+		first.Seconds(), times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), cw.n, status("VmHWM"), peakAnon, status("RssFile"), status("VmRSS"), status("RssAnon"), runtime.GOMAXPROCS(0))
 }
 
 // cpuTime is the user + system CPU time the process used so far.

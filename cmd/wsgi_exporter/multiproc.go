@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
@@ -19,6 +20,13 @@ type multiprocFlags struct {
 	procSet  bool
 	dirLabel *string
 	mmap     *bool
+	store    *bool
+	recheck  *time.Duration
+	files    *int
+	entries  *int
+	series   *int
+	keyLen   *units.Base2Bytes
+	keyBytes *units.Base2Bytes
 }
 
 func init() {
@@ -30,7 +38,7 @@ func init() {
 			oldDirs: app.Flag("gunicorn.multiproc-dir", "Old name of --multiproc.dir.").
 				Hidden().PlaceHolder("DIR").Strings(),
 			maxBytes: app.Flag("multiproc.max-bytes",
-				"Most bytes read from one multiprocess directory per scrape; more fails the scrape (reason too_large). 0: no limit.").
+				"Most bytes (the .db files' used parts, read and folded) of one multiprocess directory; more fails the scrape (reason too_large). 0: no limit.").
 				Default("1GiB").Bytes(),
 			dropDead: app.Flag("multiproc.drop-dead-live-gauges",
 				"Leave out live* gauge files of processes that no longer exist (no /proc/<pid>), as if the application had called mark_process_dead.").
@@ -44,6 +52,27 @@ func init() {
 			mmap: app.Flag("multiproc.mmap",
 				"Keep the .db files mapped read-only between scrapes and read only their values while their layout is unchanged (--no-multiproc.mmap: read every file with pread at every scrape).").
 				Default("true").Bool(),
+			store: app.Flag("multiproc.store",
+				"Read the files of dead writers (no /proc/<pid>) once and fold them into a store of merged values, instead of reading them at every scrape (--no-multiproc.store: read every file at every scrape). Needs --path.procfs.").
+				Default("true").Bool(),
+			recheck: app.Flag("multiproc.recheck-interval",
+				"List each directory again, stat every folded file and look up every folded writer's pid at least this often, whatever the directory's times and /proc/loadavg say.").
+				Default("5m").Duration(),
+			files: app.Flag("multiproc.max-files",
+				"Most names in one multiprocess directory (.db files and others); more fails the scrape (reason too_large). 0: no limit.").
+				Default("200000").Int(),
+			entries: app.Flag("multiproc.max-entries",
+				"Most entries of one directory (read and folded); more fails the scrape (reason too_large). 0: no limit.").
+				Default("1000000").Int(),
+			series: app.Flag("multiproc.max-series",
+				"Most distinct entry keys held for one directory (each histogram bucket counts) and most merged series served from it (a gauge in all mode counts once per writer); more fails the scrape (reason too_large). 0: no limit.").
+				Default("100000").Int(),
+			keyLen: app.Flag("multiproc.max-key-length",
+				"Longest entry key (metric, sample, labels and help) merged; an entry with a longer key is dropped (reason key_too_long). 0: no limit.").
+				Default("8KiB").Bytes(),
+			keyBytes: app.Flag("multiproc.max-key-bytes",
+				"Most bytes of the distinct keys held for one directory; more fails the scrape (reason too_large). 0: no limit.").
+				Default("32MiB").Bytes(),
 		}
 		app.GetFlag("multiproc.proc-path").IsSetByUser(&f.procSet)
 		return f
@@ -51,8 +80,8 @@ func init() {
 }
 
 func (f *multiprocFlags) build(c common) ([]collector.Source, error) {
-	if *f.maxBytes < 0 {
-		return nil, fmt.Errorf("--multiproc.max-bytes must not be negative")
+	if *f.maxBytes < 0 || *f.files < 0 || *f.entries < 0 || *f.series < 0 || *f.keyLen < 0 || *f.keyBytes < 0 || *f.recheck < 0 {
+		return nil, fmt.Errorf("the --multiproc.max-* limits and --multiproc.recheck-interval must not be negative")
 	}
 	dirLabel := len(f.allDirs()) > 1
 	switch *f.dirLabel {
@@ -93,5 +122,12 @@ func (f *multiprocFlags) options(c common) multiproc.Options {
 		ProcRoot:           procfs,
 		DropDeadLiveGauges: *f.dropDead,
 		NoMmap:             !*f.mmap,
+		NoStore:            !*f.store,
+		RecheckInterval:    *f.recheck,
+		MaxFiles:           *f.files,
+		MaxEntries:         *f.entries,
+		MaxSeries:          *f.series,
+		MaxKeyLength:       int(*f.keyLen),
+		MaxKeyBytes:        int64(*f.keyBytes),
 	}
 }
