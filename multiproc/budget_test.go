@@ -82,13 +82,13 @@ func TestMultiprocBudgetBeforeRead(t *testing.T) {
 // never hold more keys than the series limit.
 func TestMultiprocAbandonedRead(t *testing.T) {
 	dir := t.TempDir()
-	const n = 200000
+	const n = 60000
 	var es []testEntry
 	for i := 0; i < n; i++ {
 		es = append(es, testEntry{key: fmt.Sprintf(`["m", "m_total", {"a": "%d"}, "h"]`, i), v: 1})
 	}
 	writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 0, es...))
-	r := NewReader(Options{MaxSeries: 50000})
+	r := NewReader(Options{MaxSeries: 20000})
 	defer r.Close()
 	before := runtime.NumGoroutine()
 	keys := func() int {
@@ -99,7 +99,7 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			for keys() < 5000*round {
+			for keys() < 2000*round {
 				runtime.Gosched()
 			}
 			cancel()
@@ -109,8 +109,8 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 		if fetch.ReasonOf(err) != fetch.ReasonTimeout {
 			t.Fatalf("round %d: %v (reason %s), want timeout", round, err, fetch.ReasonOf(err))
 		}
-		if k := keys(); k > 5000*round+4*ctxEvery {
-			t.Fatalf("round %d: %d keys parsed, the read went on well past its context's end (%d)", round, k, 5000*round)
+		if k := keys(); k > 2000*round+4*ctxEvery {
+			t.Fatalf("round %d: %d keys parsed, the read went on well past its context's end (%d)", round, k, 2000*round)
 		}
 	}
 	for i := 0; runtime.NumGoroutine() > before; i++ {
@@ -123,7 +123,7 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 	if _, err := r.Read(context.Background(), dir); fetch.ReasonOf(err) != fetch.ReasonTooLarge {
 		t.Fatalf("complete read: %v, want too_large", err)
 	}
-	if k := keys(); k > 50000 {
-		t.Fatalf("%d keys held, over the 50000 limit", k)
+	if k := keys(); k > 20000 {
+		t.Fatalf("%d keys held, over the 20000 limit", k)
 	}
 }

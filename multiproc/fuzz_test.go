@@ -2,10 +2,13 @@ package multiproc
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
@@ -255,4 +258,83 @@ func sameSeries(a, b Series) bool {
 		}
 	}
 	return true
+}
+
+// FuzzMultiprocStore: two fuzzed files, written by writers that a fuzzed sequence of events
+// starts, kills, revives (a new process with the pid, writing the other content in place),
+// deletes, replaces and rechecks; after each event a reader with the store and one reading
+// every file serve exactly the same merge (to the bit), whatever the contents.
+func FuzzMultiprocStore(f *testing.F) {
+	seeds := mpSeeds(f)
+	for i := 0; i+1 < len(seeds); i += 5 {
+		f.Add(seeds[i], seeds[i+1], []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, byte(i)})
+	}
+	names := []string{"counter", "gauge_all", "gauge_min", "gauge_livemostrecent", "histogram", "summary", "gauge_sum", "gauge_max"}
+	f.Fuzz(func(t *testing.T, a, b []byte, ops []byte) {
+		if len(ops) > 32 {
+			ops = ops[:32]
+		}
+		dir := t.TempDir()
+		proc := newFakeProc(t, true)
+		opts := Options{ProcRoot: proc.root, MaxBytes: 1 << 20}
+		st := NewReader(opts)
+		defer st.Close()
+		clock := time.Now().Add(time.Minute)
+		st.now = func() time.Time { return clock }
+		opts.NoStore = true
+		ref := NewReader(opts)
+		defer ref.Close()
+		content := [2][]byte{a, b}
+		file := func(op byte) string {
+			return names[int(op>>4)%len(names)] + "_" + strconv.Itoa(100+int(op>>3)%3) + ".db"
+		}
+		pid := func(op byte) int { return 100 + int(op>>3)%3 }
+		proc.start(99) // a writer always alive: dead ones are folded
+		writeFile(t, dir, "counter_99.db", encodeDB(GenValue, 0, testEntry{key: counterKey("c", ""), v: 1}))
+		for i, op := range ops {
+			switch op & 7 {
+			case 0, 1: // a writer (alive) writes one of the contents
+				if pid(op) != proc.last {
+					proc.start(pid(op))
+				}
+				writeFile(t, dir, file(op), content[op&1])
+			case 2:
+				proc.kill(pid(op))
+			case 3: // revived: a new process with the pid rewrites its file in place
+				if _, err := os.Stat(filepath.Join(dir, file(op))); err == nil && pid(op) != proc.last {
+					proc.start(pid(op))
+					fh, err := os.OpenFile(filepath.Join(dir, file(op)), os.O_WRONLY, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, _ = fh.WriteAt(content[(op>>6)&1], 0)
+					fh.Close()
+				}
+			case 4:
+				_ = os.Remove(filepath.Join(dir, file(op)))
+			case 5: // replaced by another file
+				tmp := filepath.Join(dir, ".tmp")
+				if err := os.WriteFile(tmp, content[(op>>6)&1], 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, filepath.Join(dir, file(op))); err != nil {
+					t.Fatal(err)
+				}
+			case 6:
+				clock = clock.Add(DefaultRecheckInterval)
+			}
+			got, err1 := st.Read(context.Background(), dir)
+			want, err2 := ref.Read(context.Background(), dir)
+			if (err1 == nil) != (err2 == nil) || (err1 != nil && fetch.ReasonOf(err1) != fetch.ReasonOf(err2)) {
+				t.Fatalf("event %d (%d): store %v, no store %v", i, op, err1, err2)
+			}
+			if err1 != nil {
+				if fetch.ReasonOf(err1) != fetch.ReasonTooLarge {
+					t.Fatalf("event %d: %v", i, err1)
+				}
+				continue
+			}
+			compareMerges(t, fmt.Sprintf("event %d (%d)", i, op), got, want)
+		}
+	})
 }

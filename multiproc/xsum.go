@@ -31,9 +31,18 @@ func twoSum(a, b float64) (s, e float64) {
 	return s, e
 }
 
-// add adds x.
+// add adds x. The common case (one partial, a finite sum with no rounding error: whole
+// numbers, and most sums of few terms) takes the short path.
 func (a *xsum) add(x float64) {
 	a.n++
+	if len(a.lo) == 0 {
+		s := a.hi + x
+		bb := s - a.hi
+		if s-s == 0 && (a.hi-(s-bb))+(x-bb) == 0 { // finite, and exact
+			a.hi = s
+			return
+		}
+	}
 	a.term(x, 1)
 }
 
