@@ -61,6 +61,17 @@ type Options struct {
 // DefaultRecheckInterval is the default Options.RecheckInterval.
 const DefaultRecheckInterval = 5 * time.Minute
 
+// The limits the exporter sets by default (its --multiproc.max-* flags; 0 in Options is no
+// limit). One scrape of a directory within them allocates at most about 1.2 GB (the formula
+// in docs/multiproc.md).
+const (
+	DefaultMaxFiles     = 200000
+	DefaultMaxEntries   = 1000000
+	DefaultMaxSeries    = 100000
+	DefaultMaxKeyLength = 8 << 10
+	DefaultMaxKeyBytes  = 32 << 20
+)
+
 // FileInfo describes one file of a directory.
 type FileInfo struct {
 	Name       string

@@ -47,15 +47,7 @@ func newKindSource(kind string, st config.Settings, cfg collector.Config, env bu
 		}
 		return collector.NewNginx(cfg, opts)
 	case config.KindMultiproc:
-		opts := multiproc.Options{MaxBytes: defaultMultiprocMaxBytes, ProcRoot: env.ProcFS}
-		if m := st.Multiproc; m != nil {
-			if m.MaxBytes != nil {
-				opts.MaxBytes = int64(*m.MaxBytes)
-			}
-			opts.DropDeadLiveGauges = m.DropDeadLiveGauges
-			opts.NoMmap = m.Mmap != nil && !*m.Mmap
-		}
-		opts.NoMmap = opts.NoMmap || env.Probe
+		opts := fileMultiprocOptions(st.Multiproc, env)
 		return collector.NewMultiproc(cfg, collector.MultiprocOptions{Options: opts, DirLabel: dirLabel, Logger: env.Logger})
 	case config.KindGunicorn:
 		if env.ProcFS == "" {
@@ -72,6 +64,25 @@ func newKindSource(kind string, st config.Settings, cfg collector.Config, env bu
 		return collector.NewGunicornStatsd(cfg, opts)
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+// fileMultiprocOptions are the reader options of a multiprocess directory of the file (or a
+// probe): its settings, and the flags' defaults for what it does not set.
+func fileMultiprocOptions(m *config.MultiprocSettings, env buildEnv) multiproc.Options {
+	opts := multiproc.Options{MaxBytes: defaultMultiprocMaxBytes, ProcRoot: env.ProcFS,
+		MaxFiles: multiproc.DefaultMaxFiles, MaxEntries: multiproc.DefaultMaxEntries, MaxSeries: multiproc.DefaultMaxSeries,
+		MaxKeyLength: multiproc.DefaultMaxKeyLength, MaxKeyBytes: multiproc.DefaultMaxKeyBytes}
+	if m != nil {
+		if m.MaxBytes != nil {
+			opts.MaxBytes = int64(*m.MaxBytes)
+		}
+		opts.DropDeadLiveGauges = m.DropDeadLiveGauges
+		opts.NoMmap = m.Mmap != nil && !*m.Mmap
+	}
+	// A probe's source reads once and is dropped: no file kept mapped, nothing folded.
+	opts.NoMmap = opts.NoMmap || env.Probe
+	opts.NoStore = env.Probe
+	return opts
 }
 
 // Defaults of the --redis.* flags, for file entries that set none.

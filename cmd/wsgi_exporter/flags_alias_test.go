@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // parseKinds parses args and returns the flags of the multiprocess kind and the common settings.
@@ -44,5 +46,25 @@ func TestMultiprocFlagAliases(t *testing.T) {
 		if fl := app.GetFlag(old); fl == nil || !fl.Model().Hidden {
 			t.Errorf("--%s should exist and be hidden", old)
 		}
+	}
+}
+
+// TestMultiprocLimitDefaults: the flags' defaults are the limits file and probe sources get;
+// a probe's directory is neither mapped nor folded (its source serves one read).
+func TestMultiprocLimitDefaults(t *testing.T) {
+	f, c := parseKinds(t, "--multiproc.dir=/a")
+	o := f.options(c)
+	if o.MaxFiles != multiproc.DefaultMaxFiles || o.MaxEntries != multiproc.DefaultMaxEntries || o.MaxSeries != multiproc.DefaultMaxSeries ||
+		o.MaxKeyLength != multiproc.DefaultMaxKeyLength || o.MaxKeyBytes != multiproc.DefaultMaxKeyBytes || o.MaxBytes != defaultMultiprocMaxBytes ||
+		o.NoStore || o.NoMmap || o.RecheckInterval != multiproc.DefaultRecheckInterval || o.ProcRoot != "/proc" {
+		t.Fatalf("flag defaults %+v", o)
+	}
+	fo := fileMultiprocOptions(nil, buildEnv{ProcFS: "/proc"})
+	fo.RecheckInterval = o.RecheckInterval // the reader's default
+	if fo != o {
+		t.Fatalf("file source options %+v, want the flags' %+v", fo, o)
+	}
+	if po := fileMultiprocOptions(nil, buildEnv{ProcFS: "/proc", Probe: true}); !po.NoStore || !po.NoMmap || po.MaxEntries != o.MaxEntries {
+		t.Fatalf("probe source options %+v", po)
 	}
 }

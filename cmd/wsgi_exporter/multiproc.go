@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -60,13 +61,13 @@ func init() {
 				Default("5m").Duration(),
 			files: app.Flag("multiproc.max-files",
 				"Most names in one multiprocess directory (.db files and others); more fails the scrape (reason too_large). 0: no limit.").
-				Default("200000").Int(),
+				Default(strconv.Itoa(multiproc.DefaultMaxFiles)).Int(),
 			entries: app.Flag("multiproc.max-entries",
 				"Most entries of one directory (read and folded); more fails the scrape (reason too_large). 0: no limit.").
-				Default("1000000").Int(),
+				Default(strconv.Itoa(multiproc.DefaultMaxEntries)).Int(),
 			series: app.Flag("multiproc.max-series",
 				"Most distinct entry keys held for one directory (each histogram bucket counts) and most merged series served from it (a gauge in all mode counts once per writer); more fails the scrape (reason too_large). 0: no limit.").
-				Default("100000").Int(),
+				Default(strconv.Itoa(multiproc.DefaultMaxSeries)).Int(),
 			keyLen: app.Flag("multiproc.max-key-length",
 				"Longest entry key (metric, sample, labels and help) merged; an entry with a longer key is dropped (reason key_too_long). 0: no limit.").
 				Default("8KiB").Bytes(),
