@@ -147,8 +147,12 @@ func mpSampleValues(f *dto.MetricFamily) map[string][]float64 {
 	return out
 }
 
+// mpGamma is gamma(n) = n*2^-53 / (1 - n*2^-53): a sum of n values of one sign, rounded at
+// each addition (Python) or once (the exporter), differs by at most that, relative.
+func mpGamma(n int) float64 { return float64(n) * 0x1p-53 / (1 - float64(n)*0x1p-53) }
+
 // mpWithin reports whether got is want up to the rounding docs/multiproc.md states for sums of
-// terms of one sign: relative rel (the terms' count less one, times 2^-53).
+// terms of one sign: relative rel (mpGamma of the terms' count).
 func mpWithin(got, want, rel float64) bool {
 	if got == want || (math.IsNaN(got) && math.IsNaN(want)) {
 		return true
@@ -262,7 +266,7 @@ func newTestMultiproc(dir string, opts multiproc.Options) *Multiproc {
 // the Python client that wrote it. Python adds the files' values one after the other, rounding
 // at each addition; we round the exact sum once. So a float sum may differ by the bound the
 // docs state: for a sum of n terms of one sign (every sum in these fixtures that is not exact
-// in both), (n-1) x 2^-53 relative, with n at most the directory's file count. Whole values
+// in both), gamma(n) relative, with n at most the directory's file count. Whole values
 // and exact sums must be equal; TestMultiprocDeadWriters checks exact equality with Python's
 // math.fsum.
 func TestMultiprocConformance(t *testing.T) {
@@ -282,7 +286,7 @@ func TestMultiprocConformance(t *testing.T) {
 			read := newTestMultiproc(filepath.Join(mpFixtures, "dirs", dir), multiproc.Options{NoMmap: true})
 			// Each twice: the second scrape runs on cached keys and layouts.
 			files, _ := filepath.Glob(filepath.Join(mpFixtures, "dirs", dir, "*.db"))
-			rel := float64(len(files)-1) * 0x1p-53
+			rel := mpGamma(len(files))
 			for _, m := range []*Multiproc{mapped, mapped, read, read} {
 				fams := mpGather(t, m)
 				// As served in the text format 0.0.4, where names outside the legacy

@@ -34,6 +34,7 @@ import mp_expect  # noqa: E402
 MODES = ["all", "liveall", "min", "max", "sum", "livesum", "livemin", "livemax"]
 PATHS = ["plain", "ünïcödé", 'quote"d', "back\\slash", "new\nline", ""]
 DEAD = 5000000  # above any pid_max
+NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
 
 
 def metrics():
@@ -91,18 +92,32 @@ class Worker:
     def _fork(self, want):
         if want is None:
             return os.fork()
-        for _ in range(500):
-            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                f.write(str(want - 1))
-            child = os.fork()
-            if child == 0:
-                if os.getpid() != want:
-                    os._exit(3)
-                return 0
-            if child == want:
-                return child
-            os.waitpid(child, 0)
-        raise SystemExit("could not get pid %d back" % want)
+        # Rewind the kernel's pid counter to want - 1 and fork; put the counter back right
+        # after, so that the processes forked later (ours and the machine's) do not land on
+        # the other dead writers' pids. Another process may fork in between and take want:
+        # try again.
+        with open(NS_LAST_PID) as f:
+            saved = int(f.read())
+        try:
+            for _ in range(2000):
+                with open(NS_LAST_PID, "w") as f:
+                    f.write(str(want - 1))
+                child = os.fork()
+                if child == 0:
+                    if os.getpid() != want:
+                        os._exit(3)
+                    return 0
+                if child == want:
+                    return child
+                os.waitpid(child, 0)
+        finally:
+            if os.getpid() != want:
+                with open(NS_LAST_PID) as f:
+                    now = int(f.read())
+                with open(NS_LAST_PID, "w") as f:
+                    f.write(str(max(saved, now)))
+        sys.stderr.write("mp_scenario: could not fork with pid %d (taken by another process?)\n" % want)
+        raise SystemExit(1)
 
     def wait_ack(self):
         if os.read(self.ar, 1) != b"k":
