@@ -260,7 +260,7 @@ start) start ;;
 stop) stop_all ;;
 status) status ;;
 run)
-  trap 'say ""; say "stopping the demo"; stop_all; exit 0' INT TERM
+  trap 'say ""; say "stopping the demo"; stop_all; exit 0' INT TERM HUP
   start
   say "Ctrl-C stops the demo (or, from another shell: make demo-stop)."
   while :; do sleep 1; done
