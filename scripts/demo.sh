@@ -140,6 +140,11 @@ alive() { ours "$1" >/dev/null || die "$1 exited; see $STATE/log/$1.log"; }
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
+# app_ok waits for the application's answer however slow the first one is: a request given up
+# by the client would still be served and counted by the app, uWSGI and nginx, but not by
+# gunicorn's statsd, and the demo's counts would disagree by one.
+app_ok() { curl -fsS -o /dev/null --max-time 60 "$1"; }
+
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
 render() { # render TEMPLATE OUT KEY=VALUE...
@@ -184,7 +189,7 @@ start() {
 
   render "$ROOT/demo/nginx.conf.in" "$STATE/nginx/nginx.conf" NGINX_LISTEN="$NGINX_LISTEN" UWSGI_SOCKET="$UWSGI_SOCKET"
   start_proc nginx nginx -p "$STATE/nginx/" -c "$STATE/nginx/nginx.conf" -e stderr -g 'daemon off;'
-  wait_for "the app through nginx and uWSGI" 30 http_ok "http://$NGINX_LISTEN/"
+  wait_for "the app through nginx and uWSGI" 30 app_ok "http://$NGINX_LISTEN/"
 
   # The exporter listens for gunicorn's statsd before gunicorn starts sending.
   start_proc exporter "$EXPORTER" \
@@ -198,7 +203,7 @@ start() {
   wait_for "wsgi_exporter" 30 http_ok "http://$EXPORTER_LISTEN/-/healthy"
 
   start_proc gunicorn gunicorn -c "$ROOT/demo/gunicorn.conf.py" --chdir "$ROOT/demo" app:app
-  wait_for "gunicorn" 30 http_ok "http://$GUNICORN_BIND/"
+  wait_for "gunicorn" 30 app_ok "http://$GUNICORN_BIND/"
 
   local timeout=$SCRAPE_INTERVAL
   render "$ROOT/demo/prometheus.yml.in" "$STATE/prometheus/prometheus.yml" SCRAPE_INTERVAL="$SCRAPE_INTERVAL" \
