@@ -26,6 +26,8 @@ type SourceStatus struct {
 	LastError       time.Time
 	LastErrorReason string
 	LastErrorMsg    string
+	// Summary holds a few figures of the last scrape when it succeeded (status_summary.go).
+	Summary []Fact
 }
 
 // maxStatusMessage bounds the length of a kept error message.
@@ -91,8 +93,10 @@ func (e *Exporter) noteResult(s Source, out *sourceOut, err error) {
 	st.LastScrape = out.start
 	st.Duration = out.took
 	st.Series, st.Dropped = 0, dropped
+	st.Summary = nil
 	if err == nil {
 		st.Series = out.w.n
+		st.Summary = summaryOf(k, out.w)
 	} else {
 		st.LastError = out.start
 		st.LastErrorReason = reason

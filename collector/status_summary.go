@@ -1,0 +1,90 @@
+package collector
+
+import (
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Fact is one figure of a source's last successful scrape, for the landing page's summary
+// (uWSGI workers by state, nginx active connections, multiprocess files, gunicorn workers).
+type Fact struct {
+	Name  string
+	Value float64
+}
+
+// summaryOf picks a few figures out of the series a source has just written. It reads only
+// what the source wrote for this answer: no scrape of its own.
+func summaryOf(kind string, w *Writer) []Fact {
+	fams := map[string][]*dto.Metric{}
+	for _, fo := range w.used {
+		fams[fo.f.Name] = fo.metrics
+	}
+	var out []Fact
+	// sum adds the family's series; max takes the largest. A family the source did not write
+	// gives no fact.
+	sum := func(fact, family string) {
+		if ms, ok := fams[family]; ok {
+			s := 0.0
+			for _, m := range ms {
+				s += metricValue(m)
+			}
+			out = append(out, Fact{Name: fact, Value: s})
+		}
+	}
+	max := func(fact, family string) {
+		if ms := fams[family]; len(ms) > 0 {
+			x := metricValue(ms[0])
+			for _, m := range ms[1:] {
+				x = maxFloat(x, metricValue(m))
+			}
+			out = append(out, Fact{Name: fact, Value: x})
+		}
+	}
+	switch kind {
+	case "uwsgi":
+		byStatus := map[string]float64{}
+		for _, m := range fams["uwsgi_worker_status"] {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "status" {
+					byStatus[l.GetValue()] += metricValue(m)
+				}
+			}
+		}
+		for _, s := range []string{"busy", "idle", "cheap", "pause", "sig", "unknown"} {
+			if v, ok := byStatus[s]; ok && (v > 0 || s == "busy" || s == "idle") {
+				out = append(out, Fact{Name: "workers " + s, Value: v})
+			}
+		}
+		sum("listen queue", "uwsgi_listen_queue_length")
+	case "nginx":
+		sum("active connections", "nginx_connections_active")
+	case "multiproc":
+		sum("files", "multiproc_files")
+		sum("dead process files", "multiproc_dead_process_files")
+	case "gunicorn":
+		sum("workers", "gunicorn_workers")
+		max("oldest heartbeat (s)", "gunicorn_worker_heartbeat_age_seconds")
+	case "gunicorn_statsd":
+		sum("requests", "gunicorn_statsd_requests_total")
+		sum("workers", "gunicorn_statsd_workers")
+	}
+	return out
+}
+
+func maxFloat(a, b float64) float64 {
+	if b > a {
+		return b
+	}
+	return a
+}
+
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	case m.Untyped != nil:
+		return m.GetUntyped().GetValue()
+	}
+	return 0
+}
