@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
@@ -25,7 +24,7 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 	var landing func(*collector.Exporter) (http.Handler, error)
 	if *s.metricsPath != "/" && *s.metricsPath != "" {
 		landing = func(exp *collector.Exporter) (http.Handler, error) {
-			return web.NewLandingPage(landingConfig(exp, *s.metricsPath, *s.enablePprof))
+			return newLandingPage(exp, *s.metricsPath, *s.enablePprof), nil
 		}
 	}
 	return newFleet(fleetOptions{
