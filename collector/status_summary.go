@@ -5,7 +5,8 @@ import (
 )
 
 // Fact is one figure of a source's last successful scrape, for the landing page's summary
-// (uWSGI workers by state, nginx active connections, multiprocess files, gunicorn workers).
+// (uWSGI workers by state, nginx active connections, multiprocess files, Redis store keys,
+// gunicorn workers).
 type Fact struct {
 	Name  string
 	Value float64
@@ -60,6 +61,9 @@ func summaryOf(kind string, w *Writer) []Fact {
 	case "multiproc":
 		sum("files", "multiproc_files")
 		sum("dead process files", "multiproc_dead_process_files")
+	case "multiproc_redis":
+		sum("keys", "multiproc_redis_keys")
+		sum("processes", "multiproc_redis_processes")
 	case "gunicorn":
 		sum("workers", "gunicorn_workers")
 		max("oldest heartbeat (s)", "gunicorn_worker_heartbeat_age_seconds")

@@ -39,6 +39,7 @@ var kindTitles = []struct{ kind, title string }{
 	{"uwsgi", "uWSGI"},
 	{"nginx", "nginx"},
 	{"multiproc", "Multiprocess directories"},
+	{"multiproc_redis", "Redis stores"},
 	{"gunicorn", "gunicorn (/proc)"},
 	{"gunicorn_statsd", "gunicorn (statsd)"},
 }
