@@ -78,9 +78,15 @@ start_proc() {
   st=$(starttime "$pid")
   [ -n "$st" ] || die "$name exited at once; see $STATE/log/$name.log"
   printf '%s %s\n' "$pid" "$st" >"$STATE/pids/$name"
-  # setsid must not have forked: the recorded pid leads its own process group.
-  local pgid
-  pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
+  # setsid must not have forked: the recorded pid leads its own process group once setsid has
+  # run (a moment after the fork: wait for it).
+  local pgid i
+  for ((i = 0; i < 200; i++)); do
+    pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
+    if [ "$pgid" = "$pid" ] || [ -z "$pgid" ]; then break; fi
+    sleep 0.05
+  done
+  [ -n "$pgid" ] || die "$name exited at once; see $STATE/log/$name.log"
   [ "$pgid" = "$pid" ] || die "$name (pid $pid) is not the leader of its process group ($pgid)"
 }
 
