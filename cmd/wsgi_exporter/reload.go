@@ -63,6 +63,9 @@ type generation struct {
 	// counters, a multiprocess directory its mappings, a gunicorn master its restart count).
 	byPrint map[string]collector.Source
 	modules map[string]*probeModule
+	// serving is read-held by each request of the metrics path: the sources a reload removes
+	// are released once the requests that started before it are done.
+	serving sync.RWMutex
 }
 
 // runner is a background source's Run, stoppable on its own.
@@ -149,8 +152,16 @@ func (fl *fleet) current() *generation { return fl.cur.Load() }
 
 // build loads the file and builds a generation, keeping prev's sources whose entry did not
 // change. Nothing of prev is changed; nothing new is started.
-func (fl *fleet) build(prev *generation) (*generation, error) {
-	gen := &generation{byPrint: map[string]collector.Source{}, modules: map[string]*probeModule{}}
+func (fl *fleet) build(prev *generation) (gen *generation, err error) {
+	gen = &generation{byPrint: map[string]collector.Source{}, modules: map[string]*probeModule{}}
+	var fresh []collector.Source // built here: released when the build fails
+	defer func() {
+		if err != nil {
+			for _, s := range fresh {
+				collector.Close(s)
+			}
+		}
+	}()
 	all := make([]placed, 0, len(fl.flagSources))
 	for _, s := range fl.flagSources {
 		all = append(all, placed{src: s, where: flagPlace(s)})
@@ -173,10 +184,10 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 			print := fmt.Sprintf("%s/%v/%t", s.Fingerprint(), cfg.Timeout, dirLabel)
 			src := prev.source(print)
 			if src == nil {
-				var err error
 				if src, err = newKindSource(s.Kind, s.Settings, cfg, fl.env, dirLabel); err != nil {
 					return nil, fmt.Errorf("%s: %w", s.Where(), err)
 				}
+				fresh = append(fresh, src)
 			}
 			gen.byPrint[print] = src
 			all = append(all, placed{src: src, where: s.Where()})
@@ -322,23 +333,36 @@ func (fl *fleet) reload() error {
 }
 
 // closeRemoved releases what the sources old had and gen has not hold (kept connections,
-// mapped files). A scrape of the old generation still running finishes first (see
-// collector.Close).
+// mapped files, a Redis client), once the requests that still use old are done.
 func (fl *fleet) closeRemoved(old, gen *generation) {
 	keep := map[collector.Source]bool{}
 	for _, s := range gen.exp.Sources() {
 		keep[s] = true
 	}
+	var removed []collector.Source
 	for _, s := range old.exp.Sources() {
 		if !keep[s] {
-			go collector.Close(s)
+			removed = append(removed, s)
 		}
 	}
+	if len(removed) == 0 {
+		return
+	}
+	go func() {
+		old.serving.Lock() // the old generation's requests in flight are done
+		defer old.serving.Unlock()
+		for _, s := range removed {
+			collector.Close(s)
+		}
+	}()
 }
 
 // ServeHTTP serves the metrics path with the current generation.
 func (fl *fleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	fl.current().metrics.ServeHTTP(w, r)
+	g := fl.current()
+	g.serving.RLock()
+	defer g.serving.RUnlock()
+	g.metrics.ServeHTTP(w, r)
 }
 
 // landingHandler serves the current generation's landing page.
