@@ -19,6 +19,10 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 	if *s.fleet.probeMax <= 0 {
 		return nil, fmt.Errorf("--probe.max-concurrent must be positive, got %d", *s.fleet.probeMax)
 	}
+	switch *s.metricsPath {
+	case "/probe", "/-/reload", "/-/healthy":
+		return nil, fmt.Errorf("--web.telemetry-path %s: the exporter serves that path itself; choose another", *s.metricsPath)
+	}
 	expOpts := collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout,
 		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen}
 	var landing func(*collector.Exporter) (http.Handler, error)

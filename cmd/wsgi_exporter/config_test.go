@@ -121,6 +121,7 @@ func TestConfigCheckRun(t *testing.T) {
 		{[]string{"--config.check", "--config.file=" + good, "--uwsgi.stats-uri=tcp://127.0.0.1:1717"}, 1, "configured twice"},
 		{[]string{"--config.check", "--uwsgi.stats-uri=gopher://x"}, 1, "--uwsgi.stats-uri"},
 		{[]string{"--config.file=" + bad}, 2, ""},
+		{[]string{"--config.check", "--web.telemetry-path=/probe"}, 1, "--web.telemetry-path /probe: the exporter serves that path itself"},
 	} {
 		stdout, stderr := tempFile(t), tempFile(t)
 		code := run(append(c.args, "--web.listen-address=127.0.0.1:0"), stdout, stderr)
