@@ -122,9 +122,14 @@ func (e *Exporter) servedNames(own []*dto.MetricFamily, outs []*sourceOut) map[s
 			e.served[n] = true
 		}
 	}
+	for _, f := range []*Family{scrapeErrors, seriesDropped} { // written after the applications'
+		for _, n := range occupied(f.Name, dtoType(f.Type)) {
+			e.served[n] = true
+		}
+	}
 	for _, o := range outs {
 		for _, fo := range o.w.used {
-			if len(fo.metrics) > 0 {
+			if fo.len() > 0 {
 				for _, n := range occupied(fo.f.Name, dtoType(fo.f.Type)) {
 					e.served[n] = true
 				}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -225,7 +224,7 @@ func TestApplicationEmitPanic(t *testing.T) {
 	if got := gather(t, staticGatherer(mfs), "fake_value"); got != "fake_value{source=x} 7\n" {
 		t.Fatalf("other source:\n%s", got)
 	}
-	if got := testutil.ToFloat64(e.errors.WithLabelValues("fake", "p", fetch.ReasonOther)); got != 1 {
+	if got := e.errorCount("fake", "p", fetch.ReasonOther); got != 1 {
 		t.Fatalf("errors{reason=other} = %v", got)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
@@ -45,12 +43,12 @@ func TestVanishedGlobTargetsAreForgotten(t *testing.T) {
 	g := &globSource{fakeSource: *fake("v/*", 0), expand: []Source{fake("v/a", 1), bad}}
 	e := newExporter(t, g)
 	gather(t, e.Gatherer(context.Background(), 0))
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "v/b", fetch.ReasonConnect)); v != 1 {
+	if v := e.errorCount("fake", "v/b", fetch.ReasonConnect); v != 1 {
 		t.Fatalf("connect errors of v/b = %v, want 1", v)
 	}
 	g.expand = []Source{fake("v/a", 1)}
 	gather(t, e.Gatherer(context.Background(), 0))
-	if n := testutil.CollectAndCount(e.errors); n != 2*len(fetch.Reasons) {
+	if n := e.countedSources() * len(fetch.Reasons); n != 2*len(fetch.Reasons) {
 		t.Fatalf("%d error series, want %d (the glob's and v/a's)", n, 2*len(fetch.Reasons))
 	}
 	e.mu.Lock()
@@ -59,13 +57,13 @@ func TestVanishedGlobTargetsAreForgotten(t *testing.T) {
 	if known {
 		t.Fatal("the vanished target's status is kept")
 	}
-	if n := testutil.CollectAndCount(e.dropped); n != 2*len(DropReasons) {
+	if n := e.countedSources() * len(DropReasons); n != 2*len(DropReasons) {
 		t.Fatalf("%d dropped-series counters, want %d (the glob's and v/a's)", n, 2*len(DropReasons))
 	}
 	// A failed expansion forgets nothing.
 	g.expand, g.err = nil, fetch.Errorf(fetch.ReasonPermission, "denied")
 	gather(t, e.Gatherer(context.Background(), 0))
-	if n := testutil.CollectAndCount(e.errors); n != 2*len(fetch.Reasons) {
+	if n := e.countedSources() * len(fetch.Reasons); n != 2*len(fetch.Reasons) {
 		t.Fatalf("%d error series after a failed expansion, want %d", n, 2*len(fetch.Reasons))
 	}
 }
@@ -84,14 +82,14 @@ func TestHungExpansion(t *testing.T) {
 	if got != "fake_up{source=h/*} 0\nfake_up{source=other} 1\nfake_value{source=other} 7\n" {
 		t.Fatalf("got\n%s", got)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "h/*", fetch.ReasonTimeout)); v != 1 {
+	if v := e.errorCount("fake", "h/*", fetch.ReasonTimeout); v != 1 {
 		t.Fatalf("timeouts = %v, want 1", v)
 	}
 	got = gather(t, e.Gatherer(context.Background(), 0), "fake_up")
 	if !strings.Contains(got, "fake_up{source=h/*} 0") {
 		t.Fatalf("while still hung: got\n%s", got)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "h/*", fetch.ReasonTimeout)); v != 2 {
+	if v := e.errorCount("fake", "h/*", fetch.ReasonTimeout); v != 2 {
 		t.Fatalf("timeouts = %v, want 2", v)
 	}
 	close(release)

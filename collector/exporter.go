@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +34,14 @@ type Options struct {
 	// MaxLabelValueLength caps the bytes of a label value read from a source; a series with a
 	// longer one is dropped and counted. 0 means DefaultMaxLabelValueLength.
 	MaxLabelValueLength int
+	// HandlerMetrics, when set, are the promhttp_metric_handler_* counters the Handler keeps
+	// and serves, shared with other Exporters (the generations of a reloaded configuration);
+	// nil: the Exporter's own.
+	HandlerMetrics *HandlerMetrics
+	// SelfMetricsMaxAge is how long the families of the collectors registered with
+	// RegisterSelf (the exporter's process and Go runtime metrics, its build info) are reused
+	// before they are gathered again; 0 gathers them for every answer.
+	SelfMetricsMaxAge time.Duration
 }
 
 // Defaults of Options.
@@ -49,17 +58,16 @@ type Exporter struct {
 	opts    Options
 	logger  *slog.Logger
 
-	registry      *prometheus.Registry // long-lived metrics: errors, build info, process
-	errors        *prometheus.CounterVec
-	dropped       *prometheus.CounterVec
-	handlerErrors *prometheus.CounterVec // registered by the first call of Handler
-	handlerOnce   sync.Once
+	registry atomic.Pointer[prometheus.Registry] // made by Registry(); gathered for every answer when it exists
+	self     selfMetrics                         // the process's own metrics, gathered at most once per SelfMetricsMaxAge
+	handler  handlerStats                        // the /metrics handler's own counters (promhttp_metric_handler_*)
 
 	globs []*globState // per source; nil unless it is an Expander
 
-	mu     sync.Mutex
-	status map[string]*sourceState // by kind+source
-	served map[string]bool         // names the exporter's own families have occupied (see servedNames)
+	mu       sync.Mutex
+	status   map[string]*sourceState    // by kind+source
+	counters map[string]*sourceCounters // by kind+source: failed scrapes and dropped series
+	served   map[string]bool            // names the exporter's own families have occupied (see servedNames)
 
 	limits sourceLimits // reads of one source running at once
 }
@@ -99,23 +107,11 @@ func New(sources []Source, opts Options) (*Exporter, error) {
 		consts:   consts,
 		opts:     opts,
 		logger:   opts.Logger,
-		registry: prometheus.NewRegistry(),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgi_exporter_scrape_errors_total",
-			Help: "Failed scrapes of a source, by reason.",
-		}, []string{"kind", "source", "reason"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgi_exporter_series_dropped_total",
-			Help: "Series of a source left out of answers, by reason: series_limit (over --scrape.max-series-per-source), label_value_too_long (over --scrape.max-label-value-length), invalid_label_value (not UTF-8).",
-		}, []string{"kind", "source", "reason"}),
-		// promhttp's own counter, same name and help: the handler is ours (see handler.go).
-		handlerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "promhttp_metric_handler_errors_total",
-			Help: "Total number of internal errors encountered by the promhttp metric handler.",
-		}, []string{"cause"}),
-		status: map[string]*sourceState{},
+		status:   map[string]*sourceState{},
+		counters: map[string]*sourceCounters{},
 	}
-	e.registry.MustRegister(e.errors, e.dropped)
+	e.self.reg = prometheus.NewRegistry()
+	e.self.maxAge = opts.SelfMetricsMaxAge
 	e.globs = make([]*globState, len(sources))
 	for i, s := range sources {
 		e.initCounters(s)
@@ -153,29 +149,58 @@ func checkSourceLabels(k Kind, cfg Config) error {
 	return nil
 }
 
-// Registry holds the exporter's long-lived metrics; main adds build info and process metrics.
-func (e *Exporter) Registry() *prometheus.Registry { return e.registry }
+// Registry holds more collectors to gather for every answer; it is made on first use (the
+// exporter's own counters are written without one).
+func (e *Exporter) Registry() *prometheus.Registry {
+	if r := e.registry.Load(); r != nil {
+		return r
+	}
+	e.registry.CompareAndSwap(nil, prometheus.NewRegistry())
+	return e.registry.Load()
+}
+
+// RegisterSelf registers collectors of the exporter process itself (build info, process and Go
+// runtime metrics): their families are gathered at most once per Options.SelfMetricsMaxAge
+// and shared by the answers in between. They describe the exporter, not a source, and change
+// little in a second; at Prometheus' usual intervals every answer gathers them afresh.
+func (e *Exporter) RegisterSelf(cs ...prometheus.Collector) error {
+	e.self.mu.Lock()
+	defer e.self.mu.Unlock()
+	e.self.fams = nil // gathered again at the next answer
+	for _, c := range cs {
+		if err := e.self.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Sources returns the configured sources.
 func (e *Exporter) Sources() []Source { return e.sources }
 
 // initCounters creates the error and drop counters of a source at 0 for every reason.
 func (e *Exporter) initCounters(s Source) {
-	k, name := s.Kind().Name, s.Config().SourceName()
-	for _, r := range reasons {
-		e.errors.WithLabelValues(k, name, r)
+	e.sourceCounters(s.Kind().Name, s.Config().SourceName())
+}
+
+// sourceCounters returns the counters of a source, creating them.
+func (e *Exporter) sourceCounters(kind, name string) *sourceCounters {
+	key := kind + "\x00" + name
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.counters[key]
+	if c == nil {
+		c = &sourceCounters{kind: kind, source: name, errors: make([]float64, len(reasons))}
+		e.counters[key] = c
 	}
-	for _, r := range DropReasons {
-		e.dropped.WithLabelValues(k, name, r)
-	}
+	return c
 }
 
 // forgetSource deletes what the exporter keeps about a source that is gone (a glob target).
 func (e *Exporter) forgetSource(kind, name string) {
-	e.errors.DeletePartialMatch(prometheus.Labels{"kind": kind, "source": name})
-	e.dropped.DeletePartialMatch(prometheus.Labels{"kind": kind, "source": name})
 	e.mu.Lock()
 	delete(e.status, kind+"\x00"+name)
+	delete(e.counters, kind+"\x00"+name)
 	e.mu.Unlock()
 }
 

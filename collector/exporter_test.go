@@ -9,11 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -101,13 +101,13 @@ func TestOneFailingSourceDoesNotHideOthers(t *testing.T) {
 	}
 	// Second scrape: the error counter counts per reason and every reason exists from the start.
 	e.Gatherer(context.Background(), 0).Gather()
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "b", fetch.ReasonConnect)); v != 2 {
+	if v := e.errorCount("fake", "b", fetch.ReasonConnect); v != 2 {
 		t.Fatalf("connect errors of b = %v, want 2", v)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "a", fetch.ReasonConnect)); v != 0 {
+	if v := e.errorCount("fake", "a", fetch.ReasonConnect); v != 0 {
 		t.Fatalf("connect errors of a = %v, want 0", v)
 	}
-	if n := testutil.CollectAndCount(e.errors); n != 2*len(fetch.Reasons) {
+	if n := e.countedSources() * len(fetch.Reasons); n != 2*len(fetch.Reasons) {
 		t.Fatalf("%d error series, want %d (every reason for each source)", n, 2*len(fetch.Reasons))
 	}
 }
@@ -200,7 +200,7 @@ func TestHungSourceCostsOnlyTheDeadline(t *testing.T) {
 	if got != "fake_up{source=hung} 0\nfake_up{source=ok} 1\n" {
 		t.Fatalf("got\n%s", got)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "hung", fetch.ReasonTimeout)); v != 1 {
+	if v := e.errorCount("fake", "hung", fetch.ReasonTimeout); v != 1 {
 		t.Fatalf("timeout errors = %v, want 1", v)
 	}
 }
@@ -211,7 +211,7 @@ func TestPanickingSourceIsAFailedScrape(t *testing.T) {
 	if got := gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=p} 0\n" {
 		t.Fatalf("got %s", got)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "p", fetch.ReasonOther)); v != 1 {
+	if v := e.errorCount("fake", "p", fetch.ReasonOther); v != 1 {
 		t.Fatalf("other errors = %v, want 1", v)
 	}
 }
@@ -246,10 +246,10 @@ func TestExpanderScrapesEachTarget(t *testing.T) {
 	if got = gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=g*} 0\n" {
 		t.Fatalf("failing glob: got\n%s", got)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "g*", fetch.ReasonNotFound)); v != 1 {
+	if v := e.errorCount("fake", "g*", fetch.ReasonNotFound); v != 1 {
 		t.Fatalf("not_found errors of the glob = %v, want 1 (the empty expansion)", v)
 	}
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("fake", "g*", fetch.ReasonOther)); v != 1 {
+	if v := e.errorCount("fake", "g*", fetch.ReasonOther); v != 1 {
 		t.Fatalf("other errors of the glob = %v, want 1 (the failing expansion)", v)
 	}
 }
@@ -343,5 +343,62 @@ func TestConstantLabelsChecked(t *testing.T) {
 	}
 	if _, err := NewUWSGI(Config{Kind: "nginx", Address: addr}, UWSGIOptions{}); err == nil {
 		t.Error("a Config of kind nginx built a uWSGI source")
+	}
+}
+
+// countingCollector counts its collections and reports the count.
+type countingCollector struct{ n atomic.Int64 }
+
+var countingDesc = prometheus.NewDesc("test_self_collections", "Collections.", nil, nil)
+
+func (c *countingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- countingDesc }
+func (c *countingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(countingDesc, prometheus.GaugeValue, float64(c.n.Add(1)))
+}
+
+// The exporter's own collectors (RegisterSelf) are gathered at most once per
+// SelfMetricsMaxAge, and for every answer with 0; the registry's are gathered for every answer.
+func TestSelfMetricsMaxAge(t *testing.T) {
+	for _, c := range []struct {
+		age  time.Duration
+		want int64
+	}{{0, 3}, {time.Hour, 1}} {
+		self, fresh := &countingCollector{}, &countingCollector{}
+		e, err := New(nil, Options{SelfMetricsMaxAge: c.age})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.RegisterSelf(self); err != nil {
+			t.Fatal(err)
+		}
+		e.Registry().MustRegister(prometheus.WrapCollectorWithPrefix("fresh_", fresh))
+		for range 3 {
+			mfs, err := e.Gatherer(context.Background(), 0).Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findFamily(mfs, "test_self_collections") == nil || findFamily(mfs, "fresh_test_self_collections") == nil {
+				t.Fatalf("age %v: families missing", c.age)
+			}
+		}
+		if self.n.Load() != c.want || fresh.n.Load() != 3 {
+			t.Errorf("age %v: self gathered %d times, fresh %d; want %d and 3", c.age, self.n.Load(), fresh.n.Load(), c.want)
+		}
+	}
+	e, err := New(nil, Options{SelfMetricsMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RegisterSelf(&countingCollector{}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	e.self.gather(now)
+	first := e.self.fams
+	if e.self.gather(now.Add(59 * time.Minute)); &e.self.fams[0] != &first[0] {
+		t.Error("gathered again within the max age")
+	}
+	if e.self.gather(now.Add(61 * time.Minute)); &e.self.fams[0] == &first[0] {
+		t.Error("not gathered again after the max age")
 	}
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
 
 // One request's answer is built here, without a per-request registry: every source writes its
@@ -45,15 +47,25 @@ func (g *gathering) newWriter(s Source, consts *sourceLabels, deadline time.Time
 
 // Gatherer returns a Gatherer that scrapes every source once under ctx. When timeout is
 // positive it is the deadline of every source; otherwise each source's own Config.Timeout.
-// Deadlines count from the call of Gather.
+// Deadlines count from the call of Gather. It gives client_model structs, as the protobuf
+// answer does; the handler writes the text formats straight from the sources' series.
 func (e *Exporter) Gatherer(ctx context.Context, timeout time.Duration) prometheus.Gatherer {
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return e.gather(ctx, timeout) })
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		fams, _, err := e.gather(ctx, timeout) // never released: the structs point into the series
+		out := make([]*dto.MetricFamily, len(fams))
+		for i, f := range fams {
+			out[i] = f.dto()
+		}
+		return out, err
+	})
 }
 
 // gather scrapes every source once under ctx and returns the answer's families, sorted by
 // name, the exporter's own included. An error does not mean the families are incomplete
 // beyond what it says: one failing source is reported by its up, not by an error.
-func (e *Exporter) gather(ctx context.Context, timeout time.Duration) ([]*dto.MetricFamily, error) {
+//
+// release gives the Writers back for reuse; the families must not be used after it.
+func (e *Exporter) gather(ctx context.Context, timeout time.Duration) (fams []answerFamily, release func(), err error) {
 	g := &gathering{e: e, ctx: ctx, start: time.Now(), timeout: timeout, lim: e.writerLimits()}
 	plan := e.plan(ctx, timeout, g.start)
 	outs := make([]*sourceOut, len(plan))
@@ -66,13 +78,35 @@ func (e *Exporter) gather(ctx context.Context, timeout time.Duration) ([]*dto.Me
 		}
 		wg.Wait()
 	}
-	// The registry is gathered after the sources, so that the errors they counted are in
-	// this answer.
-	own, err := e.registry.Gather()
+	var own []*dto.MetricFamily
 	var errs prometheus.MultiError
-	errs.Append(err)
-	g.buildLate(own, outs, &errs)
-	return assemble(own, outs), errs.MaybeUnwrap()
+	if reg := e.registry.Load(); reg != nil {
+		var err error
+		own, err = reg.Gather()
+		errs.Append(err)
+	}
+	self, selfErr := e.self.gather(time.Now())
+	errs.Append(selfErr)
+	selfDTO := make([]*dto.MetricFamily, len(self))
+	for i, sf := range self {
+		selfDTO[i] = sf.mf
+	}
+	g.buildLate(mergeDTO(selfDTO, own), outs, &errs)
+	// The counters are written last, so that every failure of this scrape is in this answer.
+	counters := &sourceOut{w: newWriter(time.Time{}, nil, g.lim, Kind{}, "", noLabels)}
+	e.writeCounters(counters.w)
+	e.handlerM().write(counters.w)
+	outs = append(outs, counters)
+	release = func() {
+		for _, o := range outs {
+			o.w.release()
+		}
+	}
+	selfFams := make([]answerFamily, len(self))
+	for i, sf := range self {
+		selfFams[i] = answerFamily{self: sf}
+	}
+	return mergeByName(selfFams, assemble(own, outs)), release, errs.MaybeUnwrap()
 }
 
 // buildLate builds the application sources' series, in configuration order, against the
@@ -109,55 +143,38 @@ func safeLate(out *sourceOut, claims *nameClaims) (err error) {
 
 // assemble merges the exporter's own families (sorted by name, from the registry), the
 // sources' families and the applications' into one list sorted by name.
-func assemble(own []*dto.MetricFamily, outs []*sourceOut) []*dto.MetricFamily {
+func assemble(own []*dto.MetricFamily, outs []*sourceOut) []answerFamily {
 	var parts []*famOut
 	var apps []*dto.MetricFamily
 	for _, o := range outs {
-		parts = append(parts, o.w.used...)
+		for _, fo := range o.w.used {
+			if fo.len() > 0 {
+				parts = append(parts, fo)
+			}
+		}
 		apps = append(apps, o.w.app...)
 	}
 	// A stable sort keeps the sources' order within a family.
 	slices.SortStableFunc(parts, func(a, b *famOut) int { return strings.Compare(a.f.Name, b.f.Name) })
-	ours := make([]*dto.MetricFamily, 0, len(parts))
+	ours := make([]answerFamily, 0, len(parts))
 	for i := 0; i < len(parts); {
 		j := i + 1
 		for j < len(parts) && parts[j].f.Name == parts[i].f.Name { // a family and its withLabels variants
 			j++
 		}
-		if ms := mergeRuns(parts[i:j]); len(ms) > 0 {
-			f := parts[i].f
-			ours = append(ours, &dto.MetricFamily{Name: &f.Name, Help: &f.Help, Type: &f.Type, Metric: ms})
-		}
+		ours = append(ours, answerFamily{ours: newOurFamily(parts[i:j:j])})
 		i = j
 	}
 	if len(apps) > 1 {
 		apps = mergeApps(apps)
 	}
-	return mergeByName(mergeByName(own, ours), apps)
+	return mergeByName(mergeByName(dtoFamilies(own), ours), dtoFamilies(apps))
 }
 
-// mergeRuns returns the series of one family written by several sources, sorted as
-// client_golang's registry sorts them. Each source's run is usually sorted already (the
-// translations write in that order), so the cost is one comparison per series.
-func mergeRuns(runs []*famOut) []*dto.Metric {
-	for _, r := range runs {
-		if !slices.IsSortedFunc(r.metrics, compareMetrics) {
-			slices.SortFunc(r.metrics, compareMetrics)
-		}
-	}
-	if len(runs) == 1 {
-		return runs[0].metrics
-	}
-	n := 0
-	for _, r := range runs {
-		n += len(r.metrics)
-	}
-	out := make([]*dto.Metric, 0, n)
-	for _, r := range runs {
-		out = append(out, r.metrics...)
-	}
-	if !slices.IsSortedFunc(out, compareMetrics) {
-		slices.SortStableFunc(out, compareMetrics)
+func dtoFamilies(mfs []*dto.MetricFamily) []answerFamily {
+	out := make([]answerFamily, len(mfs))
+	for i, mf := range mfs {
+		out[i] = answerFamily{mf: mf}
 	}
 	return out
 }
@@ -195,17 +212,17 @@ func mergeApps(apps []*dto.MetricFamily) []*dto.MetricFamily {
 
 // mergeByName merges two lists of families sorted by name. A name in both (which the name
 // claims prevent) keeps a's family.
-func mergeByName(a, b []*dto.MetricFamily) []*dto.MetricFamily {
+func mergeByName(a, b []answerFamily) []answerFamily {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b
 	}
-	out := make([]*dto.MetricFamily, 0, len(a)+len(b))
+	out := make([]answerFamily, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
-		switch c := strings.Compare(a[i].GetName(), b[j].GetName()); {
+		switch c := strings.Compare(a[i].name(), b[j].name()); {
 		case c < 0:
 			out = append(out, a[i])
 			i++
@@ -220,4 +237,68 @@ func mergeByName(a, b []*dto.MetricFamily) []*dto.MetricFamily {
 	}
 	out = append(out, a[i:]...)
 	return append(out, b[j:]...)
+}
+
+// selfMetrics caches the families of the exporter's own collectors (RegisterSelf).
+type selfMetrics struct {
+	reg    *prometheus.Registry
+	maxAge time.Duration
+
+	mu   sync.Mutex
+	at   time.Time
+	fams []*selfFamily
+	err  error
+}
+
+// selfFamily is one family of the exporter's own, with its encodings by format, made once
+// for all the answers that share it.
+type selfFamily struct {
+	mf  *dto.MetricFamily
+	mu  sync.Mutex
+	enc map[expfmt.Format][]byte
+}
+
+// gather returns the families, gathering them again when they are older than maxAge. The
+// families are shared by the answers that use them: nothing may change them.
+func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fams == nil || s.maxAge <= 0 || now.Sub(s.at) >= s.maxAge || now.Before(s.at) {
+		mfs, err := s.reg.Gather()
+		s.fams, s.err, s.at = make([]*selfFamily, len(mfs)), err, now
+		for i, mf := range mfs {
+			s.fams[i] = &selfFamily{mf: mf}
+		}
+	}
+	return s.fams, s.err
+}
+
+// encoded is the family in format f, encoded by expfmt once.
+func (sf *selfFamily) encoded(f expfmt.Format) ([]byte, error) {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if b, ok := sf.enc[f]; ok {
+		return b, nil
+	}
+	var buf bytes.Buffer
+	if err := expfmt.NewEncoder(&buf, f).Encode(sf.mf); err != nil {
+		return nil, err
+	}
+	if sf.enc == nil {
+		sf.enc = map[expfmt.Format][]byte{}
+	}
+	sf.enc[f] = buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// noLabels are the constant labels of a Writer of the core's own series.
+var noLabels = newSourceLabels(nil)
+
+// mergeDTO merges two lists of client_model families sorted by name.
+func mergeDTO(a, b []*dto.MetricFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(a)+len(b))
+	for _, f := range mergeByName(dtoFamilies(a), dtoFamilies(b)) {
+		out = append(out, f.mf)
+	}
+	return out
 }

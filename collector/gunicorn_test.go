@@ -124,7 +124,7 @@ gunicorn_workers_started_total{pidfile="/run/g.pid"} 0
 	// gunicorn stops: up 0 with the reason; the restart counter survives.
 	r.err = fetch.Errorf(fetch.ReasonNotFound, "pidfile missing")
 	_, _ = e.Gatherer(context.Background(), time.Second).Gather()
-	if v := testutil.ToFloat64(e.errors.WithLabelValues("gunicorn", "/run/g.pid", fetch.ReasonNotFound)); v != 1 {
+	if v := e.errorCount("gunicorn", "/run/g.pid", fetch.ReasonNotFound); v != 1 {
 		t.Errorf("not_found errors %v, want 1", v)
 	}
 	// A new master: its workers are the baseline, not restarts.

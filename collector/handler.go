@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,23 +21,28 @@ import (
 
 // Handler serves /metrics: one scrape of every source per request, isolated from concurrent
 // requests, under the deadline Prometheus announces, encoded as the request asks (text 0.0.4,
-// OpenMetrics or protobuf, gzip when accepted) with prometheus/common/expfmt. It answers as
-// promhttp's handler does (same headers, the name[] filter, promhttp_metric_handler_errors_total
-// counts its errors; wrap it in promhttp.InstrumentMetricHandler for the request counters),
-// with these differences: an answer that cannot be finished by the deadline the scraper
-// announced is cut off (the connection is closed, so the scraper sees a failed scrape rather
-// than a short one), and a scraper that hangs up is logged at debug level only.
+// OpenMetrics or protobuf, gzip when accepted). It answers as promhttp's handler wrapped in
+// promhttp.InstrumentMetricHandler does (same headers, the name[] filter, and the
+// promhttp_metric_handler_* metrics, kept by the exporter itself), with these differences: an
+// answer that cannot be finished by the deadline the scraper announced is cut off (the
+// connection is closed, so the scraper sees a failed scrape rather than a short one), and a
+// scraper that hangs up is logged at debug level only.
 func (e *Exporter) Handler() http.Handler {
-	e.handlerOnce.Do(func() {
-		e.handlerErrors.WithLabelValues("gathering")
-		e.handlerErrors.WithLabelValues("encoding")
-		e.registry.MustRegister(e.handlerErrors)
-	})
+	e.handlerM().serving.Store(true)
 	var inFlight chan struct{}
 	if e.opts.MaxRequestsInFlight > 0 {
 		inFlight = make(chan struct{}, e.opts.MaxRequestsInFlight)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		e.handlerM().begin()
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() {
+			if p := recover(); p != nil {
+				e.handlerM().end("")
+				panic(p)
+			}
+			e.handlerM().end(w.code())
+		}()
 		if inFlight != nil {
 			select {
 			case inFlight <- struct{}{}:
@@ -57,15 +63,16 @@ const answerSlack = 500 * time.Millisecond
 func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	timeout := e.requestTimeout(r)
-	mfs, err := e.gather(r.Context(), timeout)
+	fams, release, err := e.gather(r.Context(), timeout)
+	defer release()
 	if r.Context().Err() != nil {
 		e.logger.Debug("scraper went away before the answer was ready", "err", r.Context().Err())
 		return
 	}
 	if err != nil {
 		e.logger.Error("error gathering metrics", "err", err)
-		e.handlerErrors.WithLabelValues("gathering").Inc()
-		if len(mfs) == 0 {
+		e.handlerM().fail(causeGathering)
+		if len(fams) == 0 {
 			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -109,14 +116,40 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	enc := expfmt.NewEncoder(bw, format)
-	for _, mf := range mfs {
-		if filter != nil && !filter[mf.GetName()] {
+	text, om := directFormat(format)
+	lines := linesPool.Get().(*[]byte)
+	defer linesPool.Put(lines)
+	buf := (*lines)[:0]
+	flush := func(b []byte) []byte {
+		if len(b) > 0 && dw.err == nil {
+			_, _ = bw.Write(b) // an error is the writer's, kept in dw.err
+		}
+		return b[:0]
+	}
+	for _, f := range fams {
+		if filter != nil && !filter[f.name()] {
 			continue
 		}
-		if !e.encodeOK(enc.Encode(mf), dw) {
+		if f.ours != nil && (text || om) {
+			buf = f.ours.append(buf, om, flush)
+		} else if b, err := f.selfEncoded(format); err == nil && b != nil {
+			buf = append(buf, b...)
+			if len(buf) >= flushAt {
+				buf = flush(buf)
+			}
+		} else {
+			buf = flush(buf)
+			if !e.encodeOK(enc.Encode(f.dto()), dw) {
+				break
+			}
+		}
+		if dw.err != nil {
+			e.encodeOK(dw.err, dw)
 			break
 		}
 	}
+	flush(buf)
+	*lines = buf[:0]
 	if dw.err == nil {
 		if c, ok := enc.(expfmt.Closer); ok { // OpenMetrics' final "# EOF"
 			e.encodeOK(c.Close(), dw)
@@ -145,15 +178,15 @@ func (e *Exporter) encodeOK(err error, dw *deadlineWriter) bool {
 	switch {
 	case errors.Is(dw.err, errAnswerDeadline):
 		e.logger.Warn("answer cut off: it could not be written before the scraper's deadline", "written_bytes", dw.n)
-		e.handlerErrors.WithLabelValues("encoding").Inc()
+		e.handlerM().fail(causeEncoding)
 	case dw.err != nil && isClientGone(dw.err):
 		e.logger.Debug("scraper went away while the answer was written", "err", dw.err)
 	case dw.err != nil:
 		e.logger.Error("error encoding and sending metric family", "err", err)
-		e.handlerErrors.WithLabelValues("encoding").Inc()
+		e.handlerM().fail(causeEncoding)
 	default:
 		e.logger.Error("error encoding and sending metric family", "err", err)
-		e.handlerErrors.WithLabelValues("encoding").Inc()
+		e.handlerM().fail(causeEncoding)
 		return true
 	}
 	return false
@@ -234,8 +267,9 @@ func acceptsGzip(header string) bool {
 }
 
 var (
-	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
-	bufPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+	gzipPool  = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	bufPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+	linesPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); return &b }}
 )
 
 // maxSourceTimeout is the longest deadline a source gets when the scraper announces none.
@@ -248,4 +282,124 @@ func (e *Exporter) maxSourceTimeout() time.Duration {
 		longest = max(longest, sourceTimeout(s, 0))
 	}
 	return longest
+}
+
+// HandlerMetrics are the /metrics handler's counters, exported as promhttp's
+// InstrumentMetricHandler and handler export them (same names, help and labels). One value may
+// serve the successive Exporters of a reloaded configuration (Options.HandlerMetrics), so that
+// the counts go on across reloads.
+type HandlerMetrics = handlerStats
+
+// NewHandlerMetrics returns counters for Options.HandlerMetrics.
+func NewHandlerMetrics() *HandlerMetrics { return &handlerStats{} }
+
+type handlerStats struct {
+	serving  atomic.Bool // Handler was called: the families are part of the answers
+	mu       sync.Mutex
+	inFlight float64
+	requests map[string]float64 // by status code
+	errors   [2]float64         // by cause: gathering, encoding
+}
+
+const (
+	causeGathering = 0
+	causeEncoding  = 1
+)
+
+var (
+	handlerRequests = counter(Kind{}, "promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.", "code")
+	handlerInFlight = gauge(Kind{}, "promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.")
+	handlerErrors   = counter(Kind{}, "promhttp_metric_handler_errors_total", "Total number of internal errors encountered by the promhttp metric handler.", "cause")
+)
+
+func (h *handlerStats) begin() {
+	h.mu.Lock()
+	h.inFlight++
+	h.mu.Unlock()
+}
+
+// end counts a finished request by its status code ("": aborted, not counted).
+func (h *handlerStats) end(code string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inFlight--
+	if code == "" {
+		return
+	}
+	if h.requests == nil {
+		h.requests = map[string]float64{}
+	}
+	h.requests[code]++
+}
+
+// InFlight is the number of requests being served now.
+func (h *handlerStats) InFlight() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.inFlight
+}
+
+func (h *handlerStats) fail(cause int) {
+	h.mu.Lock()
+	h.errors[cause]++
+	h.mu.Unlock()
+}
+
+// write writes the handler's series to w (a Writer of no kind), once Handler is in use.
+func (h *handlerStats) write(w *Writer) {
+	if !h.serving.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, code := range []string{"200", "500", "503"} { // promhttp starts these at 0
+		if _, ok := h.requests[code]; !ok {
+			w.core(handlerRequests, 0, code)
+		}
+	}
+	for code, n := range h.requests {
+		w.core(handlerRequests, n, code)
+	}
+	w.core(handlerInFlight, h.inFlight)
+	w.core(handlerErrors, h.errors[causeEncoding], "encoding")
+	w.core(handlerErrors, h.errors[causeGathering], "gathering")
+}
+
+// statusWriter remembers the status code of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (write deadline).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// code is the status as promhttp's label gives it.
+func (s *statusWriter) code() string {
+	if s.status == 0 {
+		return "200"
+	}
+	return strconv.Itoa(s.status)
+}
+
+// handlerM is the Exporter's handler counters: Options.HandlerMetrics, or its own.
+func (e *Exporter) handlerM() *handlerStats {
+	if e.opts.HandlerMetrics != nil {
+		return e.opts.HandlerMetrics
+	}
+	return &e.handler
 }

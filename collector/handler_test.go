@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -176,4 +177,68 @@ func body(t *testing.T, w *httptest.ResponseRecorder) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The handler keeps promhttp's InstrumentMetricHandler metrics itself: requests by status code
+// (200, 500 and 503 from the start; the answer's own request counted after it), the requests
+// in flight (the answer's own included) and its errors by cause.
+func TestHandlerCountsLikePromhttp(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := false
+	src := fake("a", 1)
+	src.fn = func(context.Context) error {
+		if slow {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}
+	src.cfg.Timeout = time.Minute
+	e, err := New([]Source{src}, Options{MaxRequestsInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL + "?name[]=promhttp_metric_handler_requests_total&name[]=promhttp_metric_handler_requests_in_flight&name[]=promhttp_metric_handler_errors_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for range 3 {
+		get()
+	}
+	slow = true
+	done := make(chan int)
+	go func() { code, _ := get(); done <- code }()
+	<-entered
+	if code, _ := get(); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", code)
+	}
+	slow = false
+	close(release)
+	if code := <-done; code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	_, body := get()
+	want := `# HELP promhttp_metric_handler_errors_total Total number of internal errors encountered by the promhttp metric handler.
+# TYPE promhttp_metric_handler_errors_total counter
+promhttp_metric_handler_errors_total{cause="encoding"} 0
+promhttp_metric_handler_errors_total{cause="gathering"} 0
+# HELP promhttp_metric_handler_requests_in_flight Current number of scrapes being served.
+# TYPE promhttp_metric_handler_requests_in_flight gauge
+promhttp_metric_handler_requests_in_flight 1
+# HELP promhttp_metric_handler_requests_total Total number of scrapes by HTTP status code.
+# TYPE promhttp_metric_handler_requests_total counter
+promhttp_metric_handler_requests_total{code="200"} 4
+promhttp_metric_handler_requests_total{code="500"} 0
+promhttp_metric_handler_requests_total{code="503"} 1
+`
+	if body != want {
+		t.Fatalf("got\n%s\nwant\n%s", body, want)
+	}
 }

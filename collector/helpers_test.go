@@ -24,9 +24,18 @@ func scrapeFamilies(t testing.TB, s Source) []*dto.MetricFamily {
 	if err := s.Scrape(context.Background(), w); err != nil {
 		t.Fatalf("scrape: %v", err)
 	}
-	fams := assemble(nil, []*sourceOut{{src: s, w: w}})
+	fams := toDTO(assemble(nil, []*sourceOut{{src: s, w: w}}))
 	checkFamilies(t, fams)
 	return fams
+}
+
+// toDTO gives an answer's families as client_model structs.
+func toDTO(fams []answerFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, len(fams))
+	for i, f := range fams {
+		out[i] = f.dto()
+	}
+	return out
 }
 
 // checkFamilies fails unless client_golang's own gathering (consistency checks, sorting)

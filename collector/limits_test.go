@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
@@ -92,7 +91,7 @@ func TestSeriesCapDropsAndCounts(t *testing.T) {
 		if got := gather(t, staticGatherer(mfs), "uwsgi_up"); got != "uwsgi_up{stats_uri=u} 1\n" {
 			t.Fatalf("scrape %d: %s", scrape, got)
 		}
-		if got := testutil.ToFloat64(e.dropped.WithLabelValues("uwsgi", "u", DropSeriesLimit)); got != float64(scrape*(10_000-994)) {
+		if got := e.droppedCount("uwsgi", "u", DropSeriesLimit); got != float64(scrape*(10_000-994)) {
 			t.Fatalf("scrape %d: dropped %v, want %d", scrape, got, scrape*(10_000-994))
 		}
 	}
@@ -174,7 +173,7 @@ func TestDeadlineStopsBuilding(t *testing.T) {
 	if n := series(mfs, "fake_many"); n != 0 {
 		t.Fatalf("%d series of the late source served", n)
 	}
-	if got := testutil.ToFloat64(e.errors.WithLabelValues("fake", "big", fetch.ReasonTimeout)); got != 1 {
+	if got := e.errorCount("fake", "big", fetch.ReasonTimeout); got != 1 {
 		t.Fatalf("timeouts %v, want 1", got)
 	}
 	if taken := <-big.done; taken >= big.n {
@@ -257,7 +256,7 @@ func TestScraperHangUpIsNotASourceFailure(t *testing.T) {
 	<-errc
 	srv.Close() // waits for the handler, which reports the source
 	for _, r := range reasons {
-		if got := testutil.ToFloat64(e.errors.WithLabelValues("fake", "slow", r)); got != 0 {
+		if got := e.errorCount("fake", "slow", r); got != 0 {
 			t.Errorf("errors{reason=%s} = %v, want 0", r, got)
 		}
 	}
@@ -271,7 +270,7 @@ func TestScraperHangUpIsNotASourceFailure(t *testing.T) {
 
 // TestScrapeMemoryBound checks the bound docs/limits.md states for the series of one source:
 // at most --scrape.max-series-per-source series, each at most seriesBytes (the labels' values
-// are the source's own strings, not copied), whatever the source holds.
+// are the source's own strings, not copied), whatever the source holds, for one text answer.
 func TestScrapeMemoryBound(t *testing.T) {
 	const max, attempted = 20_000, 1_000_000
 	src := &manySource{cfg: Config{Address: "big"}, n: attempted, pad: 64, ids: make([]string, attempted)}
@@ -282,16 +281,18 @@ func TestScrapeMemoryBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := e.Gatherer(t.Context(), time.Minute)
+	h := e.Handler()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	w := &discardResponse{h: http.Header{}}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	mfs, err := g.Gather()
+	h.ServeHTTP(w, req)
 	runtime.ReadMemStats(&after)
-	if err != nil {
-		t.Fatal(err)
+	if w.code != http.StatusOK || w.n < max*80 {
+		t.Fatalf("status %d, %d bytes", w.code, w.n)
 	}
-	if n := series(mfs, "fake_many"); n != max {
-		t.Fatalf("%d series, want %d", n, max)
+	if st := e.Status(); st[0].Series != max || st[0].Dropped != attempted-max {
+		t.Fatalf("status %+v", st[0])
 	}
 	got, bound := after.TotalAlloc-before.TotalAlloc, max*seriesBytes(3)+fixedScrapeBytes
 	t.Logf("allocated %d bytes, bound %d", got, bound)

@@ -39,7 +39,7 @@ func mpScrapeAlloc(t *testing.T, m *Multiproc) (uint64, []*dto.MetricFamily, err
 	err := m.Scrape(context.Background(), w)
 	var fams []*dto.MetricFamily
 	if err == nil {
-		fams = assemble(nil, []*sourceOut{{src: m, w: w}})
+		fams = toDTO(assemble(nil, []*sourceOut{{src: m, w: w}}))
 	}
 	runtime.ReadMemStats(&b)
 	return b.TotalAlloc - a.TotalAlloc, fams, err

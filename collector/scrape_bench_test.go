@@ -3,17 +3,20 @@ package collector
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
+	"github.com/wsgi-exporter/wsgi_exporter/uwsgi"
 )
 
 // End-to-end scrape benchmarks: one GET of /metrics through the exporter's handler, wired as
@@ -44,13 +47,14 @@ func (d *discardResponse) Write(b []byte) (int, error) {
 // benchHandler wires exp's /metrics handler as main does.
 func benchHandler(b *testing.B, exp *Exporter) http.Handler {
 	b.Helper()
-	reg := exp.Registry()
-	reg.MustRegister(
+	if err := exp.RegisterSelf(
 		versioncollector.NewCollector("wsgi_exporter"),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
-	)
-	return promhttp.InstrumentMetricHandler(reg, exp.Handler())
+	); err != nil {
+		b.Fatal(err)
+	}
+	return exp.Handler()
 }
 
 // benchScrape runs the handler once per iteration with the Accept header given; series is
@@ -99,18 +103,29 @@ func benchFormats(b *testing.B, h http.Handler, series int) {
 	}
 }
 
+// benchExporter is an exporter of srcs with main's defaults: its own process and Go metrics
+// are gathered at most once a second, so the kinds' benchmarks leave them out (the fixed cost
+// is BenchmarkScrapeNoSource's).
 func benchExporter(b *testing.B, srcs ...Source) *Exporter {
 	b.Helper()
-	e, err := New(srcs, Options{MaxRequestsInFlight: 40})
+	return benchExporterAge(b, time.Second, srcs...)
+}
+
+func benchExporterAge(b *testing.B, selfMaxAge time.Duration, srcs ...Source) *Exporter {
+	b.Helper()
+	e, err := New(srcs, Options{MaxRequestsInFlight: 40, SelfMetricsMaxAge: selfMaxAge})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return e
 }
 
-// BenchmarkScrapeNoSource is the fixed cost of a scrape: the exporter's own metrics only.
+// BenchmarkScrapeNoSource is the fixed cost of a scrape: the exporter's own metrics only,
+// gathered for every answer (fresh, as at Prometheus' usual intervals) or reused within a
+// second (cached, as back-to-back scrapes get them).
 func BenchmarkScrapeNoSource(b *testing.B) {
-	benchFormats(b, benchHandler(b, benchExporter(b)), 0)
+	b.Run("fresh", func(b *testing.B) { benchFormats(b, benchHandler(b, benchExporterAge(b, 0)), 0) })
+	b.Run("cached", func(b *testing.B) { benchFormats(b, benchHandler(b, benchExporterAge(b, time.Second)), 0) })
 }
 
 // uwsgiBenchSource serves a stats document of n workers from a file.
@@ -237,4 +252,64 @@ func BenchmarkScrapeStatsd(b *testing.B) {
 		src.State().HandleDatagram(d)
 	}
 	benchSources(b, src)
+}
+
+// BenchmarkPerSeries is the cost per series of the path from typed data to bytes, without
+// the read: a decoded 64-worker uWSGI document translated through a Writer (translate), then
+// sorted and written as text as the handler does (text), against expfmt encoding the same
+// families already built as client_model structs (expfmt-encode-only: the encoding itself).
+func BenchmarkPerSeries(b *testing.B) {
+	st, err := uwsgi.Decode(uwsgiBenchDoc(b, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &uwsgiSource{cfg: Config{Kind: "uwsgi", Address: "unix:///run/uwsgi/stats.sock"}}
+	build := func() (*Writer, []answerFamily) {
+		w := newWriter(time.Time{}, nil, writerLimits{maxSeries: DefaultMaxSeriesPerSource, maxLabel: DefaultMaxLabelValueLength},
+			src.Kind(), src.Config().SourceName(), noLabels)
+		uwsgiTranslate(w, st, false)
+		return w, assemble(nil, []*sourceOut{{src: src, w: w}})
+	}
+	w, fams := build()
+	series := w.Series()
+	w.release()
+	perSeries := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(series), "ns/series")
+	}
+	b.Run("translate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := newWriter(time.Time{}, nil, writerLimits{maxSeries: DefaultMaxSeriesPerSource, maxLabel: DefaultMaxLabelValueLength},
+				src.Kind(), src.Config().SourceName(), noLabels)
+			uwsgiTranslate(w, st, false)
+			w.release()
+		}
+		perSeries(b)
+	})
+	b.Run("text", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, flushAt+4096)
+		for b.Loop() {
+			w, fams := build()
+			for _, f := range fams {
+				buf = f.ours.append(buf[:0], false, func(b []byte) []byte { return b[:0] })
+			}
+			w.release()
+		}
+		perSeries(b)
+	})
+	b.Run("expfmt-encode-only", func(b *testing.B) {
+		_, fams = build()
+		mfs := toDTO(fams)
+		enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, mf := range mfs {
+				if err := enc.Encode(mf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		perSeries(b)
+	})
 }

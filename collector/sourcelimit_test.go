@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
@@ -78,7 +76,7 @@ func TestHungSourceHoldsOnlyItsSlots(t *testing.T) {
 			t.Fatalf("request %d:\n%s\nwant:\n%s", i, got, want)
 		}
 	}
-	if got := testutil.ToFloat64(e.errors.WithLabelValues("fake", "hung", fetch.ReasonTimeout)); got != maxReadsPerSource+2 {
+	if got := e.errorCount("fake", "hung", fetch.ReasonTimeout); got != maxReadsPerSource+2 {
 		t.Fatalf("timeouts %v", got)
 	}
 	mu.Lock()

@@ -69,19 +69,24 @@ func (e *Exporter) noteResult(s Source, out *sourceOut, err error) {
 	var reason string
 	if err != nil {
 		reason = fetch.ReasonOf(err)
-		e.errors.WithLabelValues(k, name, reason).Inc()
 	}
 	dropped := 0
 	if err == nil {
-		for i, n := range out.w.dropped {
-			if n > 0 {
-				e.dropped.WithLabelValues(k, name, DropReasons[i]).Add(float64(n))
-				dropped += n
-			}
+		for _, n := range out.w.dropped {
+			dropped += n
 		}
 	}
+	c := e.sourceCounters(k, name)
 	key := k + "\x00" + name
 	e.mu.Lock()
+	if err != nil {
+		c.errors[reasonIndex(reason)]++
+	}
+	for i, n := range out.w.dropped {
+		if err == nil {
+			c.dropped[i] += float64(n)
+		}
+	}
 	st := e.status[key]
 	if st == nil {
 		st = &sourceState{SourceStatus: SourceStatus{Kind: k, Source: name}}
@@ -128,4 +133,69 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// The core's counters of every source, written with every answer.
+var (
+	scrapeErrors  = counter(Kind{}, "wsgi_exporter_scrape_errors_total", "Failed scrapes of a source, by reason.", "kind", "source", "reason")
+	seriesDropped = counter(Kind{}, "wsgi_exporter_series_dropped_total",
+		"Series of a source left out of answers, by reason: series_limit (over --scrape.max-series-per-source), label_value_too_long (over --scrape.max-label-value-length), invalid_label_value (not UTF-8).",
+		"kind", "source", "reason")
+)
+
+// sourceCounters are a source's failed scrapes by reason (reasons' order) and dropped series
+// by reason (DropReasons' order), since the exporter started or the source appeared.
+type sourceCounters struct {
+	kind, source string
+	errors       []float64 // len(reasons)
+	dropped      [3]float64
+}
+
+// reasonIndex is the index of a failure's reason in reasons ("other" for one it lacks).
+func reasonIndex(reason string) int {
+	if i := slices.Index(reasons, reason); i >= 0 {
+		return i
+	}
+	return slices.Index(reasons, fetch.ReasonOther)
+}
+
+// writeCounters writes every source's counters to w (a Writer of no kind).
+func (e *Exporter) writeCounters(w *Writer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.counters {
+		for i, r := range reasons {
+			w.core(scrapeErrors, c.errors[i], c.kind, c.source, r)
+		}
+		for i, r := range DropReasons {
+			w.core(seriesDropped, c.dropped[i], c.kind, c.source, r)
+		}
+	}
+}
+
+// errorCount is a source's count of failed scrapes for reason (tests).
+func (e *Exporter) errorCount(kind, source, reason string) float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.counters[kind+"\x00"+source]; c != nil {
+		return c.errors[reasonIndex(reason)]
+	}
+	return -1
+}
+
+// droppedCount is a source's count of dropped series for reason (tests).
+func (e *Exporter) droppedCount(kind, source, reason string) float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.counters[kind+"\x00"+source]; c != nil {
+		return c.dropped[slices.Index(DropReasons, reason)]
+	}
+	return -1
+}
+
+// countedSources is the number of sources with counters (tests).
+func (e *Exporter) countedSources() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.counters)
 }

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"slices"
+
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -15,27 +17,29 @@ type Fact struct {
 // summaryOf picks a few figures out of the series a source has just written. It reads only
 // what the source wrote for this answer: no scrape of its own.
 func summaryOf(kind string, w *Writer) []Fact {
-	fams := map[string][]*dto.Metric{}
+	fams := map[string]*famOut{}
 	for _, fo := range w.used {
-		fams[fo.f.Name] = fo.metrics
+		if fo.f.Type != dto.MetricType_HISTOGRAM {
+			fams[fo.f.Name] = fo
+		}
 	}
 	var out []Fact
 	// sum adds the family's series; max takes the largest. A family the source did not write
 	// gives no fact.
 	sum := func(fact, family string) {
-		if ms, ok := fams[family]; ok {
+		if fo, ok := fams[family]; ok {
 			s := 0.0
-			for _, m := range ms {
-				s += metricValue(m)
+			for _, v := range fo.values {
+				s += v
 			}
 			out = append(out, Fact{Name: fact, Value: s})
 		}
 	}
 	max := func(fact, family string) {
-		if ms := fams[family]; len(ms) > 0 {
-			x := metricValue(ms[0])
-			for _, m := range ms[1:] {
-				x = maxFloat(x, metricValue(m))
+		if fo := fams[family]; fo != nil && len(fo.values) > 0 {
+			x := fo.values[0]
+			for _, v := range fo.values[1:] {
+				x = maxFloat(x, v)
 			}
 			out = append(out, Fact{Name: fact, Value: x})
 		}
@@ -43,11 +47,10 @@ func summaryOf(kind string, w *Writer) []Fact {
 	switch kind {
 	case "uwsgi":
 		byStatus := map[string]float64{}
-		for _, m := range fams["uwsgi_worker_status"] {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "status" {
-					byStatus[l.GetValue()] += metricValue(m)
-				}
+		if fo := fams["uwsgi_worker_status"]; fo != nil {
+			k, at := len(fo.f.Labels), slices.Index(fo.f.Labels, "status")
+			for i, v := range fo.values {
+				byStatus[fo.labels[i*k+at]] += v
 			}
 		}
 		for _, s := range []string{"busy", "idle", "cheap", "pause", "sig", "unknown"} {
@@ -79,16 +82,4 @@ func maxFloat(a, b float64) float64 {
 		return b
 	}
 	return a
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.Gauge != nil:
-		return m.GetGauge().GetValue()
-	case m.Counter != nil:
-		return m.GetCounter().GetValue()
-	case m.Untyped != nil:
-		return m.GetUntyped().GetValue()
-	}
-	return 0
 }

@@ -33,6 +33,6 @@ func FuzzUWSGIEmit(f *testing.F) {
 		src := &uwsgiSource{cfg: Config{Kind: "uwsgi", Address: "fuzz"}}
 		w := testWriter(src)
 		uwsgiTranslate(w, st, cores)
-		checkFamilies(t, assemble(nil, []*sourceOut{{src: src, w: w}}))
+		checkFamilies(t, toDTO(assemble(nil, []*sourceOut{{src: src, w: w}})))
 	})
 }

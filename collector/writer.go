@@ -2,6 +2,8 @@ package collector
 
 import (
 	"fmt"
+	"math"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,17 +23,20 @@ const (
 var DropReasons = []string{DropSeriesLimit, DropLabelValueTooLong, DropInvalidLabelValue}
 
 // seriesBytes bounds the memory one series with labels labels (its source label and constant
-// labels included) takes while an answer is built and sent: its protobuf structs (dto.Metric
-// 112 bytes, the value 64 + 8, each variable label's dto.LabelPair and string header 72, the
-// label slice 8 per label) and its slot in its family's list, counted twice for the list's
-// growth, with room to spare; a histogram or summary counts as several series and takes less
-// per series. Label values are not copied: they are the source's own strings (bounded by its
-// read) or short numbers. docs/limits.md states the bound per scrape; TestScrapeMemoryBound
-// checks it.
-func seriesBytes(labels int) uint64 { return 320 + 80*uint64(labels) }
+// labels included) takes while an answer is built and written: its value (8 bytes) and a
+// string header per label (16; variable labels only, in fact) in its family's lists, counted
+// four times for the lists' growth by doubling, and its index in the family's order (8). A
+// histogram's or summary's series take less each. Label values are not copied: they are the
+// source's own strings (bounded by its read) or short numbers. An application's families (a
+// multiprocess directory's) are client_model structs instead: at most 320 + 80 bytes per
+// label each (docs/limits.md). An answer in
+// protobuf, and the Gatherer, build one family's client_model structs at a time on top.
+// docs/limits.md states the bound per scrape; TestScrapeMemoryBound checks it.
+func seriesBytes(labels int) uint64 { return 4*(8+16*uint64(labels)) + 8 }
 
 // fixedScrapeBytes bounds what one scrape allocates besides its sources' reads and series:
-// the chunks' unused tails, the families' lists, the answer's buffers.
+// the exporter's own metrics, the families' lists' unused capacity, the answer's buffers, and
+// one family's client_model structs when they are needed.
 const fixedScrapeBytes = 2 << 20
 
 // checkEvery is how many series are written between two looks at the clock.
@@ -51,22 +56,45 @@ type Writer struct {
 	n                   int // series taken (a histogram counts its buckets, sum and count)
 	dropped             [3]int
 
-	srcPair    *dto.LabelPair // the kind's source label and this source's name
-	consts     *sourceLabels
+	kind     Kind
+	srcValue string // the source label's value: the source's name
+	consts   *sourceLabels
+	// srcPair and constPairs are the same as client_model pairs, for an application's
+	// families (built as client_model structs) and for conversions.
+	srcPair    *dto.LabelPair
 	constPairs []*dto.LabelPair
 
-	fams []*famOut // by Family.id
-	used []*famOut // in order of first use
+	fams []*famOut // by Family.id; kept, with their lists, when the Writer is reused
+	used []*famOut // in order of first use in this generation
+	gen  uint64    // bumped at every reuse: a famOut of another generation is unused
 	app  []*dto.MetricFamily
 
-	a arena
+	a arena // client_model structs of the application's families
 }
 
-// famOut is a family's series written by one source.
+// famOut is a family's series written by one source, stored compactly: a value and the
+// variable labels' values per series. The source and constant labels are the Writer's.
 type famOut struct {
-	f       *Family
-	lay     *layout
-	metrics []*dto.Metric
+	f      *Family
+	lay    *layout
+	w      *Writer
+	values []float64   // gauge, counter, untyped: one per series
+	hists  []histValue // histogram: one per series
+	counts []uint64    // the histograms' bucket counts, one after the other
+	labels []string    // len(f.Labels) values per series, in the family's order
+	order  []int32     // the series in the answer's order; nil: as written
+	tmpl   *labelTemplate
+
+	gen      uint64  // the Writer's generation it belongs to
+	orderBuf []int32 // order's storage, kept for reuse
+}
+
+// histValue is one series of a histogram family.
+type histValue struct {
+	count  uint64
+	sum    float64
+	bounds []float64 // ascending upper bounds, shared (the family's buckets)
+	off    int       // where its counts start in famOut.counts
 }
 
 // writerLimits are the caps a Writer keeps.
@@ -74,10 +102,16 @@ type writerLimits struct {
 	maxSeries, maxLabel int
 }
 
+// newWriter returns a Writer for one source and request, reusing one released by an earlier
+// answer when there is one (its lists keep their capacity).
 func newWriter(deadline time.Time, done <-chan struct{}, lim writerLimits, kind Kind, source string, consts *sourceLabels) *Writer {
-	w := &Writer{deadline: deadline, done: done, maxSeries: lim.maxSeries, maxLabel: lim.maxLabel, consts: consts}
+	w := writerPool.Get().(*Writer)
+	w.gen++
+	fams, gen := w.fams, w.gen
+	*w = Writer{deadline: deadline, done: done, maxSeries: lim.maxSeries, maxLabel: lim.maxLabel, consts: consts,
+		kind: kind, srcValue: source, fams: fams, used: w.used[:0], gen: gen}
 	if kind.SourceLabel != "" {
-		w.srcPair = &dto.LabelPair{Name: &kind.SourceLabel, Value: &source}
+		w.srcPair = &dto.LabelPair{Name: &w.kind.SourceLabel, Value: &w.srcValue}
 	}
 	for i := range consts.names {
 		w.constPairs = append(w.constPairs, &dto.LabelPair{Name: &consts.names[i], Value: &consts.values[i]})
@@ -85,40 +119,56 @@ func newWriter(deadline time.Time, done <-chan struct{}, lim writerLimits, kind 
 	return w
 }
 
+var writerPool = sync.Pool{New: func() any { return &Writer{} }}
+
+// release gives w back for reuse once nothing refers to its series any more (the answer is
+// written). The label values are forgotten, so that they do not keep a document alive.
+func (w *Writer) release() {
+	for _, fo := range w.used {
+		clear(fo.labels)
+	}
+	w.app, w.a = nil, arena{}
+	writerPool.Put(w)
+}
+
 // Value writes one series of a gauge, counter or untyped family.
 func (w *Writer) Value(f *Family, v float64, labelValues ...string) {
+	if f.Type == dto.MetricType_HISTOGRAM {
+		panic(f.Name + ": Value on a histogram")
+	}
 	if !w.admit(f, 1, labelValues) {
 		return
 	}
-	w.a.value(w.series(f, labelValues), f.Type, v)
+	fo := w.family(f)
+	fo.values = append(fo.values, v)
+	fo.labels = append(fo.labels, labelValues...)
 }
 
 // Histogram writes one series of a histogram family: count and sum, and the cumulative count
-// of each bucket by ascending upper bound (the +Inf bucket is implicit: count).
+// of each bucket by ascending upper bound (the +Inf bucket is implicit: count). bounds must not
+// change afterwards; counts is copied.
 func (w *Writer) Histogram(f *Family, count uint64, sum float64, bounds []float64, counts []uint64, labelValues ...string) {
 	if f.Type != dto.MetricType_HISTOGRAM || len(bounds) != len(counts) {
 		panic(fmt.Sprintf("%s: not a histogram, or %d bounds for %d counts", f.Name, len(bounds), len(counts)))
 	}
-	if !w.admit(f, len(bounds)+3, labelValues) {
+	samples := len(bounds) + 2
+	if len(bounds) == 0 || !math.IsInf(bounds[len(bounds)-1], 1) {
+		samples++ // the +Inf bucket
+	}
+	if !w.admit(f, samples, labelValues) {
 		return
 	}
-	m := w.series(f, labelValues)
-	h := w.a.hists.get()
-	h.SampleCount = w.a.uint(count)
-	h.SampleSum = w.a.float(sum)
-	h.Bucket = w.a.bucketPtr.get(len(bounds))
-	for i := range bounds {
-		b := w.a.buckets.get()
-		b.UpperBound = w.a.float(bounds[i])
-		b.CumulativeCount = w.a.uint(counts[i])
-		h.Bucket[i] = b
-	}
-	m.Histogram = h
+	fo := w.family(f)
+	fo.hists = append(fo.hists, histValue{count: count, sum: sum, bounds: bounds, off: len(fo.counts)})
+	fo.counts = append(fo.counts, counts...)
+	fo.labels = append(fo.labels, labelValues...)
 }
 
 // core writes a series of the core's own (up, scrape duration): no cap, no deadline.
 func (w *Writer) core(f *Family, v float64, labelValues ...string) {
-	w.a.value(w.series(f, labelValues), f.Type, v)
+	fo := w.family(f)
+	fo.values = append(fo.values, v)
+	fo.labels = append(fo.labels, labelValues...)
 }
 
 // admit says whether a series of f with these label values may be written, counting it
@@ -177,42 +227,21 @@ func (w *Writer) alive() bool {
 	return true
 }
 
-// series appends a series of f to the writer's output and returns it, its labels set.
-func (w *Writer) series(f *Family, labelValues []string) *dto.Metric {
-	fo := w.family(f)
-	lay := fo.lay
-	pairs := w.a.pairPtrs.get(len(lay.slots))
-	for i, s := range lay.slots {
-		switch {
-		case s >= 0:
-			lp := w.a.pairs.get()
-			lp.Name = lay.names[i]
-			lp.Value = w.a.str(labelValues[s])
-			pairs[i] = lp
-		case s == -1:
-			pairs[i] = w.srcPair
-		default:
-			pairs[i] = w.constPairs[-2-s]
-		}
-	}
-	m := w.a.metrics.get()
-	m.Label = pairs
-	fo.metrics = append(fo.metrics, m)
-	return m
-}
-
 // family returns the writer's output for f, creating it on first use.
 func (w *Writer) family(f *Family) *famOut {
 	if f.id >= len(w.fams) {
 		w.fams = append(w.fams, make([]*famOut, familyCount()-len(w.fams))...)
 	}
 	fo := w.fams[f.id]
-	if fo == nil {
-		if f.sourceLabel != "" && w.srcPair == nil {
+	if fo == nil || fo.gen != w.gen {
+		if f.sourceLabel != "" && f.sourceLabel != w.kind.SourceLabel {
 			panic(fmt.Sprintf("%s: written by a source of another kind", f.Name))
 		}
-		fo = &famOut{f: f, lay: layoutFor(f, w.consts)}
-		w.fams[f.id] = fo
+		if fo == nil {
+			fo = &famOut{f: f, w: w}
+			w.fams[f.id] = fo
+		}
+		fo.reset(w.gen, layoutFor(f, w.consts))
 		w.used = append(w.used, fo)
 	}
 	return fo
@@ -221,10 +250,17 @@ func (w *Writer) family(f *Family) *famOut {
 // discard forgets every series written (a failed scrape keeps none), but not the drops.
 func (w *Writer) discard() {
 	for _, fo := range w.used {
-		w.fams[fo.f.id] = nil
+		clear(fo.labels)
+		fo.gen = 0
 	}
 	w.used = w.used[:0]
 	w.app = nil
+}
+
+// reset empties fo for generation gen of its Writer, keeping its lists' capacity.
+func (fo *famOut) reset(gen uint64, lay *layout) {
+	*fo = famOut{f: fo.f, w: fo.w, lay: lay, gen: gen,
+		values: fo.values[:0], hists: fo.hists[:0], counts: fo.counts[:0], labels: fo.labels[:0], orderBuf: fo.orderBuf[:0]}
 }
 
 // Series returns how many series have been written so far.

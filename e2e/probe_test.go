@@ -240,19 +240,6 @@ func TestProbeFileSD(t *testing.T) {
 		kindUp: map[string]float64{a1: 1, a3: 1, dead: 0, n.stubURI(): 1, nginxSock: 1},
 	})
 
-	// A probe's answer passes promtool, up and down.
-	for _, target := range []string{a1, dead, n.stubURI()} {
-		module := "uwsgi"
-		if target == n.stubURI() {
-			module = "nginx"
-		}
-		code, body := x.Get(t, "/probe?"+url.Values{"module": {module}, "target": {target}}.Encode(), http.Header{"Accept": {"text/plain; version=0.0.4"}})
-		if code != 200 {
-			t.Fatalf("probe of %s: %d %s", target, code, body)
-		}
-		PromtoolCheck(t, body)
-	}
-
 	// The probe's own metrics: every probe that ran is counted, the refusals by reason.
 	m := x.Scrape(t)
 	if v := m.Get(t, "wsgi_exporter_probe_refused_total", map[string]string{"module": "uwsgi", "reason": "address"}); v < 2 {

@@ -24,7 +24,8 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 		return nil, fmt.Errorf("--web.telemetry-path %s: the exporter serves that path itself; choose another", *s.metricsPath)
 	}
 	expOpts := collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout,
-		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen}
+		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen,
+		SelfMetricsMaxAge: *s.selfMaxAge}
 	var landing func(*collector.Exporter) (http.Handler, error)
 	if *s.metricsPath != "/" && *s.metricsPath != "" {
 		landing = func(exp *collector.Exporter) (http.Handler, error) {

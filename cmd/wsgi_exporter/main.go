@@ -64,6 +64,7 @@ type settings struct {
 	maxTimeout    *time.Duration
 	maxSeries     *int
 	maxLabelLen   *int
+	selfMaxAge    *time.Duration
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
 	procfs        *string
@@ -86,6 +87,8 @@ func newApp() (*kingpin.Application, *settings) {
 			Default(strconv.Itoa(collector.DefaultMaxSeriesPerSource)).Int(),
 		maxLabelLen: app.Flag("scrape.max-label-value-length", "Longest label value, in bytes, a series read from a source may carry; a series with a longer one is left out and counted in wsgi_exporter_series_dropped_total{reason=\"label_value_too_long\"}.").
 			Default(strconv.Itoa(collector.DefaultMaxLabelValueLength)).Int(),
+		selfMaxAge: app.Flag("scrape.self-metrics-max-age", "The exporter's own process and Go runtime metrics (process_*, go_*) and build info are gathered at most once per this period; answers closer together (several scrapers, /probe fan-out, benchmarks) reuse them. 0: gathered for every answer.").
+			Default("1s").Duration(),
 		toolkitFlags: webflag.AddFlags(app, defaultAddress),
 		server:       addServerFlags(app),
 		procfs: app.Flag("path.procfs",
@@ -114,6 +117,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 	if *s.maxTimeout <= 0 {
 		fmt.Fprintf(stderr, "%s: --scrape.max-timeout must be positive, got %v\n", exporterName, *s.maxTimeout)
+		return 2
+	}
+	if *s.selfMaxAge < 0 {
+		fmt.Fprintf(stderr, "%s: --scrape.self-metrics-max-age must not be negative\n", exporterName)
 		return 2
 	}
 	if *s.maxSeries <= 0 || *s.maxLabelLen <= 0 {

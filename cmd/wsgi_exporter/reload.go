@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 	"github.com/wsgi-exporter/wsgi_exporter/config"
@@ -32,9 +31,12 @@ type fleet struct {
 	// dir_label or url_label auto counts them too).
 	flagSources []collector.Source
 	flagApps    map[string]int
-	// shared are the long-lived collectors registered in every generation's registry, so
-	// that they survive reloads: build info, process and Go metrics, the request counters of
-	// the metrics path, the reload gauges, the probe counters.
+	// self are the exporter process's own collectors (build info, process and Go metrics),
+	// registered with every generation's RegisterSelf (gathered at most once per
+	// --scrape.self-metrics-max-age); shared are the other long-lived collectors, registered in
+	// every generation's registry: the reload gauges, the probe counters. The request counters
+	// of the metrics path are expOpts.HandlerMetrics, kept by the handler. All survive reloads.
+	self   []prometheus.Collector
 	shared []prometheus.Collector
 	// newLanding builds the landing page of a generation (nil: none).
 	newLanding func(*collector.Exporter) (http.Handler, error)
@@ -48,8 +50,6 @@ type fleet struct {
 
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
-	requests   *prometheus.CounterVec
-	inFlight   prometheus.Gauge
 }
 
 // generation is one configuration: its exporter and what /probe needs.
@@ -63,9 +63,6 @@ type generation struct {
 	// counters, a multiprocess directory its mappings, a gunicorn master its restart count).
 	byPrint map[string]collector.Source
 	modules map[string]*probeModule
-	// serving is read-held by each request of the metrics path: the sources a reload removes
-	// are released once the requests that started before it are done.
-	serving sync.RWMutex
 }
 
 // runner is a background source's Run, stoppable on its own.
@@ -83,7 +80,8 @@ type fleetOptions struct {
 	FlagSources []collector.Source // the flags' sources
 	Env         buildEnv
 	Exporter    collector.Options
-	// Shared are long-lived collectors to serve from every generation (build info, process).
+	// Shared are the process's own collectors to serve from every generation (build info,
+	// process, Go), gathered at most once per Exporter.SelfMetricsMaxAge.
 	Shared []prometheus.Collector
 	// Landing builds a generation's landing page; nil: none.
 	Landing func(*collector.Exporter) (http.Handler, error)
@@ -103,23 +101,13 @@ func newFleet(o fleetOptions) (*fleet, error) {
 		newLanding:  o.Landing,
 		prober:      o.Prober,
 		runners:     map[collector.Source]*runner{},
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "promhttp_metric_handler_requests_total",
-			Help: "Total number of scrapes by HTTP status code.",
-		}, []string{"code"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "promhttp_metric_handler_requests_in_flight",
-			Help: "Current number of scrapes being served.",
-		}),
+		self:        o.Shared,
 	}
-	for _, code := range []string{"200", "500", "503"} {
-		fl.requests.WithLabelValues(code)
-	}
+	fl.expOpts.HandlerMetrics = collector.NewHandlerMetrics()
 	fl.flagApps = map[string]int{}
 	for _, s := range o.FlagSources {
 		fl.flagApps[s.Kind().Name]++
 	}
-	fl.shared = append(append([]prometheus.Collector{}, o.Shared...), fl.requests, fl.inFlight)
 	if fl.prober != nil {
 		fl.prober.fl = fl
 		fl.shared = append(fl.shared, fl.prober.collectors()...)
@@ -152,16 +140,8 @@ func (fl *fleet) current() *generation { return fl.cur.Load() }
 
 // build loads the file and builds a generation, keeping prev's sources whose entry did not
 // change. Nothing of prev is changed; nothing new is started.
-func (fl *fleet) build(prev *generation) (gen *generation, err error) {
-	gen = &generation{byPrint: map[string]collector.Source{}, modules: map[string]*probeModule{}}
-	var fresh []collector.Source // built here: released when the build fails
-	defer func() {
-		if err != nil {
-			for _, s := range fresh {
-				collector.Close(s)
-			}
-		}
-	}()
+func (fl *fleet) build(prev *generation) (*generation, error) {
+	gen := &generation{byPrint: map[string]collector.Source{}, modules: map[string]*probeModule{}}
 	all := make([]placed, 0, len(fl.flagSources))
 	for _, s := range fl.flagSources {
 		all = append(all, placed{src: s, where: flagPlace(s)})
@@ -184,10 +164,10 @@ func (fl *fleet) build(prev *generation) (gen *generation, err error) {
 			print := fmt.Sprintf("%s/%v/%t", s.Fingerprint(), cfg.Timeout, dirLabel)
 			src := prev.source(print)
 			if src == nil {
+				var err error
 				if src, err = newKindSource(s.Kind, s.Settings, cfg, fl.env, dirLabel); err != nil {
 					return nil, fmt.Errorf("%s: %w", s.Where(), err)
 				}
-				fresh = append(fresh, src)
 			}
 			gen.byPrint[print] = src
 			all = append(all, placed{src: src, where: s.Where()})
@@ -210,11 +190,16 @@ func (fl *fleet) build(prev *generation) (gen *generation, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := registerAll(exp.Registry(), fl.shared); err != nil {
-		return nil, err
+	if err := exp.RegisterSelf(fl.self...); err != nil {
+		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
+	}
+	if len(fl.shared) > 0 {
+		if err := registerAll(exp.Registry(), fl.shared); err != nil {
+			return nil, err
+		}
 	}
 	gen.exp = exp
-	gen.metrics = promhttp.InstrumentHandlerCounter(fl.requests, promhttp.InstrumentHandlerInFlight(fl.inFlight, exp.Handler()))
+	gen.metrics = exp.Handler()
 	if fl.newLanding != nil {
 		if gen.landing, err = fl.newLanding(exp); err != nil {
 			return nil, err
@@ -333,36 +318,23 @@ func (fl *fleet) reload() error {
 }
 
 // closeRemoved releases what the sources old had and gen has not hold (kept connections,
-// mapped files, a Redis client), once the requests that still use old are done.
+// mapped files). A scrape of the old generation still running finishes first (see
+// collector.Close).
 func (fl *fleet) closeRemoved(old, gen *generation) {
 	keep := map[collector.Source]bool{}
 	for _, s := range gen.exp.Sources() {
 		keep[s] = true
 	}
-	var removed []collector.Source
 	for _, s := range old.exp.Sources() {
 		if !keep[s] {
-			removed = append(removed, s)
+			go collector.Close(s)
 		}
 	}
-	if len(removed) == 0 {
-		return
-	}
-	go func() {
-		old.serving.Lock() // the old generation's requests in flight are done
-		defer old.serving.Unlock()
-		for _, s := range removed {
-			collector.Close(s)
-		}
-	}()
 }
 
 // ServeHTTP serves the metrics path with the current generation.
 func (fl *fleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g := fl.current()
-	g.serving.RLock()
-	defer g.serving.RUnlock()
-	g.metrics.ServeHTTP(w, r)
+	fl.current().metrics.ServeHTTP(w, r)
 }
 
 // landingHandler serves the current generation's landing page.

@@ -237,7 +237,7 @@ func TestReloadInFlightScrapeFinishesOnOld(t *testing.T) {
 	var wg sync.WaitGroup
 	var old map[string]*dto.MetricFamily
 	wg.Go(func() { _, old, _ = get(t, srv.URL+"/metrics", "") })
-	WaitUntil(t, func() bool { return testutil.ToFloat64(fl.inFlight) == 1 })
+	WaitUntil(t, func() bool { return fl.expOpts.HandlerMetrics.InFlight() == 1 })
 	writeConfig(t, dir, fmt.Sprintf("sources:\n  - {kind: uwsgi, name: new, address: \"unix://%s/new.sock\"}\n", dir))
 	if err := fl.reload(); err != nil {
 		t.Fatal(err)

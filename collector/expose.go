@@ -1,0 +1,300 @@
+package collector
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Our families are written to the answer straight from their compact series in the two text
+// formats Prometheus asks for (text 0.0.4 and OpenMetrics 1.0), byte for byte as
+// prometheus/common/expfmt writes them: TestExpositionMatchesExpfmt and FuzzExposition compare
+// the two on every fixture and on random families. Their names and label names are all legacy
+// names (Family.check), so no escaping scheme changes them. Every other format (protobuf,
+// OpenMetrics 2.0, ...) gets client_model structs, one family at a time, encoded by expfmt.
+
+// direct says how a negotiated format is written from compact series: text, OpenMetrics, or
+// neither (client_model structs and expfmt).
+func directFormat(f expfmt.Format) (text, om bool) {
+	switch f.FormatType() {
+	case expfmt.TypeTextPlain:
+		return true, false
+	case expfmt.TypeOpenMetrics:
+		return false, !strings.Contains(string(f), "version="+expfmt.OpenMetricsVersion_2_0_0)
+	}
+	return false, false
+}
+
+// familyHeaders are a family's HELP and TYPE lines in both formats, made once.
+type familyHeaders struct {
+	once     sync.Once
+	text, om string
+}
+
+var headers sync.Map // *Family -> *familyHeaders
+
+func (f *Family) headers() *familyHeaders {
+	h, ok := headers.Load(f)
+	if !ok {
+		h, _ = headers.LoadOrStore(f, &familyHeaders{})
+	}
+	fh := h.(*familyHeaders)
+	fh.once.Do(func() {
+		typ := map[dto.MetricType]string{dto.MetricType_COUNTER: "counter", dto.MetricType_GAUGE: "gauge",
+			dto.MetricType_UNTYPED: "untyped", dto.MetricType_HISTOGRAM: "histogram"}[f.Type]
+		fh.text = "# HELP " + f.Name + " " + string(appendEscaped(nil, f.Help, false)) + "\n# TYPE " + f.Name + " " + typ + "\n"
+		name := f.Name
+		if f.Type == dto.MetricType_COUNTER {
+			name = strings.TrimSuffix(name, "_total") // counters' names all end in _total
+		}
+		if f.Type == dto.MetricType_UNTYPED {
+			typ = "unknown"
+		}
+		fh.om = "# HELP " + name + " " + string(appendEscaped(nil, f.Help, true)) + "\n# TYPE " + name + " " + typ + "\n"
+	})
+	return fh
+}
+
+// appendFamily appends the lines of one of our families in text 0.0.4 (om false) or
+// OpenMetrics 1.0 (om true) to b, calling flush whenever b grows past flushAt.
+func (of *ourFamily) append(b []byte, om bool, flush func([]byte) []byte) []byte {
+	h := of.f.headers()
+	if om {
+		b = append(b, h.om...)
+	} else {
+		b = append(b, h.text...)
+	}
+	name := of.f.Name
+	of.series(func(fo *famOut, i int) {
+		if of.f.Type != dto.MetricType_HISTOGRAM {
+			b = fo.appendLabels(append(b, name...), i, "", 0, om)
+			b = append(b, ' ')
+			b = appendFloat(b, fo.values[i], om)
+			b = append(b, '\n')
+		} else {
+			b = fo.appendHistogram(b, name, i, om)
+		}
+		if len(b) >= flushAt {
+			b = flush(b)
+		}
+	})
+	return b
+}
+
+// flushAt is the size at which the lines are handed to the answer's writer.
+const flushAt = 16 << 10
+
+// labelTemplate is the label part of fo's lines with the source's labels already written
+// (escaped once per answer, not once per line): lits[0], the first variable label's value,
+// lits[1], ..., lits[len(vars)]. The closing brace is not in it (le may come before it).
+type labelTemplate struct {
+	lits [][]byte
+	vars []int // variable label of each gap, as an index into the family's labels
+}
+
+func (fo *famOut) template() *labelTemplate {
+	if fo.tmpl != nil {
+		return fo.tmpl
+	}
+	t := &labelTemplate{}
+	var cur []byte
+	sep := byte('{')
+	for pos, s := range fo.lay.slots {
+		cur = append(cur, sep)
+		cur = append(cur, *fo.lay.names[pos]...)
+		cur = append(cur, '=', '"')
+		if s >= 0 {
+			t.lits = append(t.lits, cur)
+			t.vars = append(t.vars, s)
+			cur = nil
+		} else {
+			cur = appendEscaped(cur, fo.label(0, pos), true) // the same for every series
+		}
+		cur = append(cur, '"')
+		sep = ','
+	}
+	t.lits = append(t.lits, cur)
+	fo.tmpl = t
+	return t
+}
+
+// appendLabels appends the labels of series i of fo, and le when le is set.
+func (fo *famOut) appendLabels(b []byte, i int, le string, bound float64, om bool) []byte {
+	if len(fo.lay.slots) == 0 {
+		if le == "" {
+			return b
+		}
+		b = append(b, '{')
+	} else {
+		t := fo.template()
+		k := len(fo.f.Labels)
+		b = append(b, t.lits[0]...)
+		for j, v := range t.vars {
+			b = appendEscaped(b, fo.labels[i*k+v], true)
+			b = append(b, t.lits[j+1]...)
+		}
+		if le != "" {
+			b = append(b, ',')
+		}
+	}
+	if le != "" {
+		b = append(b, le...)
+		b = append(b, '=', '"')
+		b = appendFloat(b, bound, om)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// appendHistogram appends the lines of histogram series i of fo: its buckets (+Inf added
+// when missing), sum and count. The text format writes counts as floats, OpenMetrics as
+// integers.
+func (fo *famOut) appendHistogram(b []byte, name string, i int, om bool) []byte {
+	h := fo.hists[i]
+	count := func(b []byte, c uint64) []byte {
+		if om {
+			return strconv.AppendUint(b, c, 10)
+		}
+		return appendFloat(b, float64(c), false)
+	}
+	inf := false
+	for j, ub := range h.bounds {
+		b = fo.appendLabels(append(append(b, name...), "_bucket"...), i, "le", ub, om)
+		b = count(append(b, ' '), fo.counts[h.off+j])
+		b = append(b, '\n')
+		inf = inf || math.IsInf(ub, 1)
+	}
+	if !inf {
+		b = fo.appendLabels(append(append(b, name...), "_bucket"...), i, "le", math.Inf(1), om)
+		b = count(append(b, ' '), h.count)
+		b = append(b, '\n')
+	}
+	b = fo.appendLabels(append(append(b, name...), "_sum"...), i, "", 0, om)
+	b = appendFloat(append(b, ' '), h.sum, om)
+	b = append(b, '\n')
+	b = fo.appendLabels(append(append(b, name...), "_count"...), i, "", 0, om)
+	b = count(append(b, ' '), h.count)
+	return append(b, '\n')
+}
+
+// appendFloat formats a value as expfmt does: shortest 'g' form, with 1, 0, -1, NaN and
+// ±Inf spelled out; OpenMetrics adds ".0" to a number without a point or exponent.
+func appendFloat(b []byte, f float64, om bool) []byte {
+	switch {
+	case f == 1:
+		if om {
+			return append(b, "1.0"...)
+		}
+		return append(b, '1')
+	case f == 0:
+		if om {
+			return append(b, "0.0"...)
+		}
+		return append(b, '0')
+	case f == -1:
+		if om {
+			return append(b, "-1.0"...)
+		}
+		return append(b, "-1"...)
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Inf"...)
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	if om && !containsAny(b[start:], '.', 'e') {
+		b = append(b, '.', '0')
+	}
+	return b
+}
+
+func containsAny(b []byte, c1, c2 byte) bool {
+	for _, c := range b {
+		if c == c1 || c == c2 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEscaped appends s with backslash and newline escaped, and double quotes too when
+// quoted (label values, and OpenMetrics help texts).
+func appendEscaped(b []byte, s string, quoted bool) []byte {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || (quoted && c == '"') {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '"' && quoted:
+			b = append(b, '\\', '"')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// dto returns the family as client_model structs (for the protobuf answer and the Gatherer),
+// as client_golang's const metrics build them.
+func (a answerFamily) dto() *dto.MetricFamily {
+	if a.mf != nil {
+		return a.mf
+	}
+	if a.self != nil {
+		return a.self.mf
+	}
+	of := a.ours
+	f := of.f
+	mf := &dto.MetricFamily{Name: &f.Name, Help: &f.Help, Type: &f.Type, Metric: make([]*dto.Metric, 0, of.len())}
+	of.series(func(fo *famOut, i int) {
+		m := &dto.Metric{}
+		if n := len(fo.lay.slots); n > 0 {
+			m.Label = make([]*dto.LabelPair, n)
+			for pos := range n {
+				switch s := fo.lay.slots[pos]; {
+				case s == -1:
+					m.Label[pos] = fo.w.srcPair
+				case s < -1:
+					m.Label[pos] = fo.w.constPairs[-2-s]
+				default:
+					v := fo.labels[i*len(fo.f.Labels)+s]
+					m.Label[pos] = &dto.LabelPair{Name: fo.lay.names[pos], Value: &v}
+				}
+			}
+		}
+		switch f.Type {
+		case dto.MetricType_GAUGE:
+			m.Gauge = &dto.Gauge{Value: &fo.values[i]}
+		case dto.MetricType_COUNTER:
+			m.Counter = &dto.Counter{Value: &fo.values[i]}
+		case dto.MetricType_UNTYPED:
+			m.Untyped = &dto.Untyped{Value: &fo.values[i]}
+		case dto.MetricType_HISTOGRAM:
+			h := &fo.hists[i]
+			m.Histogram = &dto.Histogram{SampleCount: &h.count, SampleSum: &h.sum, Bucket: make([]*dto.Bucket, len(h.bounds))}
+			for j := range h.bounds {
+				m.Histogram.Bucket[j] = &dto.Bucket{UpperBound: &h.bounds[j], CumulativeCount: &fo.counts[h.off+j]}
+			}
+		}
+		mf.Metric = append(mf.Metric, m)
+	})
+	return mf
+}
