@@ -14,28 +14,43 @@ import (
 
 // decodeStdlib is the reference: the document decoded with encoding/json into the same types,
 // as Decode did before it had its own scanner (with the blanking of raw control bytes in
-// strings), and uWSGI's built-in worker metrics removed, as Decode leaves them out.
+// strings), and uWSGI's built-in worker metrics left out, as Decode leaves them out.
 func decodeStdlib(b []byte) (*Stats, error) {
 	t := bytes.TrimLeft(b, " \t\r\n")
 	if len(t) == 0 || t[0] != '{' {
 		return nil, errors.New("not an object")
 	}
-	s := new(Stats)
-	err := json.Unmarshal(t, s)
+	// The metrics are decoded one by one, so that uWSGI's built-in worker metrics are left
+	// out before their values are checked, as Decode leaves them out.
+	type ref struct {
+		Stats
+		Metrics map[string]json.RawMessage `json:"metrics"`
+	}
+	r := new(ref)
+	err := json.Unmarshal(t, r)
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		if fixed, ok := blankControlBytes(t); ok {
-			s = new(Stats)
-			err = json.Unmarshal(fixed, s)
+			r = new(ref)
+			err = json.Unmarshal(fixed, r)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	for name := range s.Metrics {
+	s := &r.Stats
+	if r.Metrics != nil {
+		s.Metrics = map[string]Metric{}
+	}
+	for name, raw := range r.Metrics {
 		if builtinWorkerMetric([]byte(name)) {
-			delete(s.Metrics, name)
+			continue
 		}
+		var m Metric
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		s.Metrics[name] = m
 	}
 	return s, nil
 }
