@@ -82,6 +82,9 @@ func blankControlBytes(b []byte) ([]byte, bool) {
 // equal ignoring case: there encoding/json merges values in ways Decode does not copy (see
 // decode.go: the last value wins), so the two are not compared.
 func hasDuplicateKeys(b []byte) bool {
+	if fixed, ok := blankControlBytes(b); ok {
+		b = fixed // as both decoders read it
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	type frame struct {
 		object bool
