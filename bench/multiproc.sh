@@ -10,8 +10,9 @@
 # memory (RssAnon, sampled after each scrape) and go_hwm_MiB its VmHWM, which also counts the
 # page-cache pages of the mapped .db files (shared with the writers, not allocated).
 # floor_s is the physical floor (bench/multiproc_floor: every file mapped once, each value the
-# merge must read touched once per pass, median of 20 passes) and warm/floor = go_warm_s / floor_s;
-# floor_cpu_s its CPU seconds per pass (one thread) and cpu/floor = go_cpu_s / floor_cpu_s.
+# merge must read touched once per pass, the files shared among GOMAXPROCS goroutines as the
+# reader shares them, median of 20 passes) and warm/floor = go_warm_s / floor_s; floor_cpu_s
+# its CPU seconds per pass (all threads) and cpu/floor = go_cpu_s / floor_cpu_s.
 set -eu
 cd "$(dirname "$0")/.."
 work=${1:-${TMPDIR:-/tmp}/wsgi-multiproc-bench}

@@ -159,6 +159,14 @@ func (e *Exporter) Registry() *prometheus.Registry {
 	return e.registry.Load()
 }
 
+// RefreshSelf makes the next answer gather the RegisterSelf collectors again: call it when one
+// of them changed (a probe counted, a reload recorded), so that no answer serves an old value.
+func (e *Exporter) RefreshSelf() {
+	e.self.mu.Lock()
+	e.self.fams = nil
+	e.self.mu.Unlock()
+}
+
 // RegisterSelf registers collectors of the exporter process itself (build info, process and Go
 // runtime metrics): their families are gathered at most once per Options.SelfMetricsMaxAge
 // and shared by the answers in between. They describe the exporter, not a source, and change

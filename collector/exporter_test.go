@@ -401,4 +401,9 @@ func TestSelfMetricsMaxAge(t *testing.T) {
 	if e.self.gather(now.Add(61 * time.Minute)); &e.self.fams[0] == &first[0] {
 		t.Error("not gathered again after the max age")
 	}
+	second := e.self.fams
+	e.RefreshSelf()
+	if e.self.gather(now.Add(62 * time.Minute)); &e.self.fams[0] == &second[0] {
+		t.Error("not gathered again after RefreshSelf")
+	}
 }

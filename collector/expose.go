@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Our families are written to the answer straight from their compact series in the two text
@@ -297,4 +298,154 @@ func (a answerFamily) dto() *dto.MetricFamily {
 		mf.Metric = append(mf.Metric, m)
 	})
 	return mf
+}
+
+// appendDTO appends an application's family (client_model structs) in text 0.0.4 (om false)
+// or OpenMetrics 1.0 (om true), byte for byte as expfmt writes it, and reports true; it
+// appends nothing and reports false for what it leaves to expfmt: a name or label name that is
+// not a legacy name (the escaping schemes apply), a type other than counter, gauge, summary and
+// histogram, timestamps, exemplars, quantiles, and OpenMetrics' float histograms.
+func appendDTO(b []byte, mf *dto.MetricFamily, om bool) ([]byte, bool) {
+	name := mf.GetName()
+	if len(mf.Metric) == 0 || !model.LegacyValidation.IsValidMetricName(name) {
+		return b, false
+	}
+	typ := mf.GetType()
+	for _, m := range mf.Metric {
+		if m.TimestampMs != nil {
+			return b, false
+		}
+		for _, l := range m.Label {
+			if !model.LegacyValidation.IsValidMetricName(l.GetName()) {
+				return b, false
+			}
+		}
+		switch typ {
+		case dto.MetricType_COUNTER:
+			if m.Counter == nil || m.Counter.Exemplar != nil || m.Counter.CreatedTimestamp != nil {
+				return b, false
+			}
+		case dto.MetricType_GAUGE:
+			if m.Gauge == nil {
+				return b, false
+			}
+		case dto.MetricType_SUMMARY:
+			if m.Summary == nil || len(m.Summary.Quantile) > 0 || m.Summary.CreatedTimestamp != nil {
+				return b, false
+			}
+		case dto.MetricType_HISTOGRAM:
+			h := m.Histogram
+			if h == nil || h.CreatedTimestamp != nil || h.Schema != nil {
+				return b, false
+			}
+			for _, bk := range h.Bucket {
+				if bk.Exemplar != nil || (om && bk.GetCumulativeCountFloat() > 0) {
+					return b, false
+				}
+			}
+			if om && h.GetSampleCountFloat() > 0 {
+				return b, false
+			}
+		default:
+			return b, false
+		}
+	}
+	// HELP and TYPE.
+	shown := name
+	if om && typ == dto.MetricType_COUNTER && strings.HasSuffix(name, "_total") {
+		shown = name[:len(name)-6]
+	}
+	if mf.Help != nil {
+		b = append(b, "# HELP "...)
+		b = append(b, shown...)
+		b = append(b, ' ')
+		b = appendEscaped(b, mf.GetHelp(), om)
+		b = append(b, '\n')
+	}
+	b = append(b, "# TYPE "...)
+	b = append(b, shown...)
+	switch {
+	case typ == dto.MetricType_COUNTER && om && !strings.HasSuffix(name, "_total"):
+		b = append(b, " unknown\n"...)
+	default:
+		b = append(b, ' ')
+		b = append(b, strings.ToLower(typ.String())...)
+		b = append(b, '\n')
+	}
+	count := func(b []byte, c uint64, f float64) []byte {
+		if om {
+			return strconv.AppendUint(b, c, 10)
+		}
+		if f == 0 {
+			f = float64(c)
+		}
+		return appendFloat(b, f, false)
+	}
+	for _, m := range mf.Metric {
+		switch typ {
+		case dto.MetricType_COUNTER:
+			b = appendDTOLine(b, name, "", m.Label, "", 0, om)
+			b = appendFloat(b, m.Counter.GetValue(), om)
+		case dto.MetricType_GAUGE:
+			b = appendDTOLine(b, name, "", m.Label, "", 0, om)
+			b = appendFloat(b, m.Gauge.GetValue(), om)
+		case dto.MetricType_SUMMARY:
+			b = appendDTOLine(b, name, "_sum", m.Label, "", 0, om)
+			b = appendFloat(b, m.Summary.GetSampleSum(), om)
+			b = append(b, '\n')
+			b = appendDTOLine(b, name, "_count", m.Label, "", 0, om)
+			if om {
+				b = strconv.AppendUint(b, m.Summary.GetSampleCount(), 10)
+			} else {
+				b = appendFloat(b, float64(m.Summary.GetSampleCount()), false)
+			}
+		case dto.MetricType_HISTOGRAM:
+			h := m.Histogram
+			inf := false
+			for _, bk := range h.Bucket {
+				b = appendDTOLine(b, name, "_bucket", m.Label, "le", bk.GetUpperBound(), om)
+				b = count(b, bk.GetCumulativeCount(), bk.GetCumulativeCountFloat())
+				b = append(b, '\n')
+				inf = inf || math.IsInf(bk.GetUpperBound(), 1)
+			}
+			if !inf {
+				b = appendDTOLine(b, name, "_bucket", m.Label, "le", math.Inf(1), om)
+				b = count(b, h.GetSampleCount(), h.GetSampleCountFloat())
+				b = append(b, '\n')
+			}
+			b = appendDTOLine(b, name, "_sum", m.Label, "", 0, om)
+			b = appendFloat(b, h.GetSampleSum(), om)
+			b = append(b, '\n')
+			b = appendDTOLine(b, name, "_count", m.Label, "", 0, om)
+			b = count(b, h.GetSampleCount(), h.GetSampleCountFloat())
+		}
+		b = append(b, '\n')
+	}
+	return b, true
+}
+
+// appendDTOLine appends a line's name and labels (le last when set) and the space before its
+// value.
+func appendDTOLine(b []byte, name, suffix string, labels []*dto.LabelPair, le string, bound float64, om bool) []byte {
+	b = append(append(b, name...), suffix...)
+	if len(labels) > 0 || le != "" {
+		sep := byte('{')
+		for _, l := range labels {
+			b = append(b, sep)
+			b = append(b, l.GetName()...)
+			b = append(b, '=', '"')
+			b = appendEscaped(b, l.GetValue(), true)
+			b = append(b, '"')
+			sep = ','
+		}
+		if le != "" {
+			b = append(b, sep)
+			b = append(b, le...)
+			b = append(b, '=', '"')
+			b = appendFloat(b, bound, om)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ' ')
 }

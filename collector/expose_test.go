@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
@@ -59,19 +61,29 @@ func exposeBoth(t *testing.T, srcs ...Source) int {
 	}
 	n := 0
 	for _, f := range fams {
-		if f.ours == nil {
+		if f.ours == nil && f.mf == nil {
 			continue
 		}
-		n++
 		for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
 			_, om := directFormat(format)
-			got := f.ours.append(nil, om, func(b []byte) []byte { return b })
+			var got []byte
+			if f.ours != nil {
+				got = f.ours.append(nil, om, func(b []byte) []byte { return b })
+			} else {
+				var ok bool
+				if got, ok = appendDTO(nil, f.mf, om); !ok {
+					continue // left to expfmt
+				}
+			}
 			var want bytes.Buffer
 			if err := expfmt.NewEncoder(&want, format).Encode(f.dto()); err != nil {
 				t.Fatalf("%s: expfmt: %v", f.name(), err)
 			}
 			if !bytes.Equal(got, want.Bytes()) {
 				t.Fatalf("%s in %s:\nours:\n%s\nexpfmt:\n%s", f.name(), format, got, want.Bytes())
+			}
+			if om {
+				n++
 			}
 		}
 	}
@@ -107,6 +119,44 @@ func TestExpositionMatchesExpfmt(t *testing.T) {
 	exposeBoth(t, &oddSource{cfg: Config{Address: "odd"}, values: oddValues, labels: []string{"", `\`, `"`, "\n", "é\x00", `a\"b\\n`, "plain"}})
 }
 
+// The application's families (client_model structs) are written as expfmt writes them too:
+// every multiprocess fixture directory, with and without the multiproc_dir label, and the
+// fractional histograms (left to expfmt in OpenMetrics, which refuses them).
+func TestAppExpositionMatchesExpfmt(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join(mpFixtures, "dirs", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		for _, label := range []bool{false, true} {
+			n += exposeBoth(t, newMP(d, MultiprocOptions{DirLabel: label}))
+		}
+	}
+	if n < 100 {
+		t.Fatalf("%d families compared", n)
+	}
+	dir := t.TempDir()
+	mpWriteDB(t, dir, "histogram_1.db",
+		mpEntry{`["h", "h_bucket", {"le": "1.0"}, "H."]`, 0.5},
+		mpEntry{`["h", "h_bucket", {"le": "+Inf"}, "H."]`, 1.5},
+		mpEntry{`["h", "h_sum", {}, "H."]`, 2})
+	// Counts of a million: the text format writes them as floats (1e+06), OpenMetrics as integers.
+	mpWriteDB(t, dir, "summary_1.db",
+		mpEntry{`["s", "s_count", {"a": "x"}, "S."]`, 1e6},
+		mpEntry{`["s", "s_sum", {"a": "x"}, "S."]`, 12.5})
+	mpWriteDB(t, dir, "counter_1.db", mpEntry{`["big", "big_total", {}, "Big."]`, 1e6})
+	mpWriteDB(t, dir, "histogram_2.db",
+		mpEntry{`["g", "g_bucket", {"le": "1.0"}, "G."]`, 1e6},
+		mpEntry{`["g", "g_sum", {}, "G."]`, 3})
+	if n := exposeBoth(t, newMP(dir, MultiprocOptions{})); n < 3 {
+		t.Fatalf("%d families compared", n)
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	t.Helper()
 	abs, err := filepath.Abs(p)
@@ -125,7 +175,42 @@ func FuzzExposition(f *testing.F) {
 			return
 		}
 		exposeBoth(t, &oddSource{cfg: Config{Address: "fuzz"}, values: []float64{v1, v2}, labels: []string{l1, l2}})
+		appBoth(t, v1, v2, l1, l2)
 	})
 }
+
+// appBoth compares appendDTO with expfmt on application-like families of the given values.
+func appBoth(t *testing.T, v1, v2 float64, l1, l2 string) {
+	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: &n, Value: &v} }
+	u := func(v float64) *uint64 { x := uint64(math.Abs(v)) % (1 << 53); return &x }
+	f := func(v float64) *float64 { return &v }
+	labels := []*dto.LabelPair{lp("a", l1), lp("b", l2)}
+	fams := []*dto.MetricFamily{
+		{Name: f2s("app_g"), Help: &l1, Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Label: labels, Gauge: &dto.Gauge{Value: &v1}}, {Gauge: &dto.Gauge{Value: &v2}}}},
+		{Name: f2s("app_c_total"), Help: &l2, Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{{Label: labels, Counter: &dto.Counter{Value: &v1}}}},
+		{Name: f2s("app_s"), Type: dto.MetricType_SUMMARY.Enum(), Metric: []*dto.Metric{{Label: labels, Summary: &dto.Summary{SampleCount: u(v1), SampleSum: &v2}}}},
+		{Name: f2s("app_h"), Help: f2s(""), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Label: labels, Histogram: &dto.Histogram{SampleCount: u(v2), SampleSum: &v1, Bucket: []*dto.Bucket{{UpperBound: &v1, CumulativeCount: u(v1)}, {UpperBound: f(math.Inf(1)), CumulativeCount: u(v2)}}}},
+			{Histogram: &dto.Histogram{SampleCountFloat: f(math.Abs(v2)), SampleSum: &v2, Bucket: []*dto.Bucket{{UpperBound: &v2, CumulativeCountFloat: f(math.Abs(v1))}}}}}},
+	}
+	for _, mf := range fams {
+		for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
+			_, om := directFormat(format)
+			got, ok := appendDTO(nil, mf, om)
+			if !ok {
+				continue
+			}
+			var want bytes.Buffer
+			if err := expfmt.NewEncoder(&want, format).Encode(mf); err != nil {
+				t.Fatalf("%s: expfmt: %v (ours wrote it)", mf.GetName(), err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("%s in %s:\nours:\n%s\nexpfmt:\n%s", mf.GetName(), format, got, want.Bytes())
+			}
+		}
+	}
+}
+
+func f2s(s string) *string { return &s }
 
 func utfOK(s string) bool { return strings.ToValidUTF8(s, "") == s }

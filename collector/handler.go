@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -132,6 +133,10 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if f.ours != nil && (text || om) {
 			buf = f.ours.append(buf, om, flush)
+		} else if f.mf != nil && (text || om) && appendsDTO(&buf, f.mf, om) {
+			if len(buf) >= flushAt {
+				buf = flush(buf)
+			}
 		} else if b, err := f.selfEncoded(format); err == nil && b != nil {
 			buf = append(buf, b...)
 			if len(buf) >= flushAt {
@@ -402,4 +407,11 @@ func (e *Exporter) handlerM() *handlerStats {
 		return e.opts.HandlerMetrics
 	}
 	return &e.handler
+}
+
+// appendsDTO appends mf to *buf when appendDTO can write it, and reports whether it did.
+func appendsDTO(buf *[]byte, mf *dto.MetricFamily, om bool) bool {
+	b, ok := appendDTO(*buf, mf, om)
+	*buf = b
+	return ok
 }

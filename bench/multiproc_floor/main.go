@@ -1,6 +1,7 @@
 // Command multiproc_floor measures the physical floor of a warm multiprocess scrape: with every
 // .db file of a directory mapped once (as the exporter keeps them between scrapes), the time to
-// touch once every value a merge must read, walking each file's entries from the page cache.
+// touch once every value a merge must read, walking each file's entries from the page cache,
+// with the files shared among as many goroutines as the reader uses (GOMAXPROCS).
 // No key is parsed, nothing is merged or written: no scrape can take less. bench/multiproc.sh
 // prints it next to the exporter's warm scrape.
 package main
@@ -10,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 func main() {
 	dir := flag.String("dir", "", "multiprocess directory")
 	n := flag.Int("n", 20, "timed passes")
+	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "goroutines sharing the files, as the reader's (GOMAXPROCS)")
 	flag.Parse()
 	names, err := filepath.Glob(filepath.Join(*dir, "*.db"))
 	if err != nil || len(names) == 0 {
@@ -46,13 +50,33 @@ func main() {
 		}
 		files = append(files, data)
 	}
-	pass := func() (sum float64, entries int) {
+	part := func(files [][]byte) (sum float64, entries int) {
 		for _, data := range files {
 			used, gen, err := multiproc.ParseFile(data)
 			if err != nil {
 				continue
 			}
 			entries += multiproc.Entries(data, used, gen, func(e multiproc.Entry) { sum += e.Value })
+		}
+		return sum, entries
+	}
+	// A pass splits the files among the workers, as the reader does.
+	pass := func() (sum float64, entries int) {
+		sums, counts := make([]float64, *workers), make([]int, *workers)
+		var wg sync.WaitGroup
+		for w := range *workers {
+			wg.Go(func() {
+				var mine [][]byte
+				for i := w; i < len(files); i += *workers {
+					mine = append(mine, files[i])
+				}
+				sums[w], counts[w] = part(mine)
+			})
+		}
+		wg.Wait()
+		for w := range *workers {
+			sum += sums[w]
+			entries += counts[w]
 		}
 		return sum, entries
 	}
@@ -68,8 +92,8 @@ func main() {
 	}
 	cpu := (cpuTime() - cpu0) / time.Duration(*n)
 	slices.Sort(times)
-	fmt.Printf("floor_median_seconds %.5f floor_best_seconds %.5f floor_cpu_seconds %.5f floor_entries %d floor_files %d floor_sink %g\n",
-		times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), entries, len(files), sink*0)
+	fmt.Printf("floor_median_seconds %.5f floor_best_seconds %.5f floor_cpu_seconds %.5f floor_entries %d floor_files %d floor_workers %d floor_sink %g\n",
+		times[len(times)/2].Seconds(), times[0].Seconds(), cpu.Seconds(), entries, len(files), *workers, sink*0)
 }
 
 // cpuTime is the user + system CPU time the process used so far.

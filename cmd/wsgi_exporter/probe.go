@@ -97,6 +97,7 @@ func (p *prober) initModules(names []string) {
 
 func (p *prober) refuse(w http.ResponseWriter, module, reason string, code int, msg string) {
 	p.refused.WithLabelValues(module, reason).Inc()
+	p.fl.current().exp.RefreshSelf() // the next answer of the metrics path counts it
 	p.logger.Debug("probe refused", "module", module, "reason", reason, "code", code, "msg", msg)
 	http.Error(w, msg, code)
 }
@@ -151,6 +152,7 @@ func (p *prober) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		src = failedSource{Source: src, err: ad.Err}
 	}
 	p.probes.WithLabelValues(name).Inc()
+	p.fl.current().exp.RefreshSelf()
 	opts := p.opts
 	opts.Logger = p.logger.With("module", name)
 	exp, err := collector.New([]collector.Source{src}, opts)

@@ -32,10 +32,11 @@ type fleet struct {
 	flagSources []collector.Source
 	flagApps    map[string]int
 	// self are the exporter process's own collectors (build info, process and Go metrics),
-	// registered with every generation's RegisterSelf (gathered at most once per
-	// --scrape.self-metrics-max-age); shared are the other long-lived collectors, registered in
-	// every generation's registry: the reload gauges, the probe counters. The request counters
-	// of the metrics path are expOpts.HandlerMetrics, kept by the handler. All survive reloads.
+	// shared its other long-lived ones (the reload gauges, the probe counters): all are
+	// registered with every generation's RegisterSelf, gathered at most once per
+	// --scrape.self-metrics-max-age, and at once after a change of a shared one (RefreshSelf).
+	// The request counters of the metrics path are expOpts.HandlerMetrics, kept by the
+	// handler. All survive reloads.
 	self   []prometheus.Collector
 	shared []prometheus.Collector
 	// newLanding builds the landing page of a generation (nil: none).
@@ -190,13 +191,8 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := exp.RegisterSelf(fl.self...); err != nil {
+	if err := exp.RegisterSelf(append(slices.Clone(fl.self), fl.shared...)...); err != nil {
 		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
-	}
-	if len(fl.shared) > 0 {
-		if err := registerAll(exp.Registry(), fl.shared); err != nil {
-			return nil, err
-		}
 	}
 	gen.exp = exp
 	gen.metrics = exp.Handler()
@@ -214,15 +210,6 @@ func (g *generation) source(print string) collector.Source {
 		return nil
 	}
 	return g.byPrint[print]
-}
-
-func registerAll(reg prometheus.Registerer, cs []prometheus.Collector) error {
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("registering the exporter's own metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // wait waits until every background source has stopped, after the context given to start
@@ -300,6 +287,7 @@ func (fl *fleet) reload() error {
 	gen, err := fl.build(old)
 	if err != nil {
 		fl.reloadOK.Set(0)
+		old.exp.RefreshSelf()
 		return err
 	}
 	fl.cur.Store(gen)
@@ -307,6 +295,7 @@ func (fl *fleet) reload() error {
 	fl.closeRemoved(old, gen)
 	fl.reloadOK.Set(1)
 	fl.reloadTime.SetToCurrentTime()
+	gen.exp.RefreshSelf()
 	kept := 0
 	for p := range gen.byPrint {
 		if old.byPrint[p] != nil {
