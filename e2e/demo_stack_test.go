@@ -188,19 +188,6 @@ func promVector(base, q string, at time.Time) ([]promSample, error) {
 	return out, nil
 }
 
-// promValue runs a query that must give exactly one sample and returns its value.
-func (d *demoStack) promValue(t *testing.T, q string) float64 {
-	t.Helper()
-	v, err := promVector(d.Prometheus, q, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(v) != 1 {
-		t.Fatalf("%s: %d samples, want 1: %v", q, len(v), v)
-	}
-	return v[0].Value
-}
-
 // waitAllSourcesUp waits until Prometheus holds wsgi_exporter:source_up = 1 for every one of
 // the demo's six sources: uWSGI, nginx, two multiprocess directories, gunicorn /proc and
 // statsd.
