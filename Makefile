@@ -88,6 +88,14 @@ tarballs: crossbuild
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Soak (minutes, not part of `make test`): uWSGI with --max-requests churn behind nginx,
+# gunicorn with worker kills and statsd, two multiprocess directories, bounded wrk, the
+# exporter scraped every second; prints RSS, goroutines, fds and request counts per minute.
+# DURATION=10m by default (also RATE, CONNS, KILL_EVERY, MAX_REQUESTS: see bench/soak.sh).
+.PHONY: soak
+soak:
+	./bench/soak.sh
+
 # Side by side with the peer exporters (docs/benchmarks.md); a benchmark, not part of `make test`.
 # Builds wsgi_exporter unless OURS is given; the peers are built as docs/benchmarks.md says.
 .PHONY: bench-peers
