@@ -197,6 +197,9 @@ func TestMultiprocDeadWriters(t *testing.T) {
 		if got := mpHealth(t, fams, "multiproc_files_skipped"); got != float64(ph.DeadFiles) {
 			t.Errorf("%s, live gauges dropped: %v files skipped, want %d", name, got, ph.DeadFiles)
 		}
+		if got := mpHealth(t, fams, "multiproc_dead_live_files_skipped"); got != float64(ph.DeadLiveFiles) {
+			t.Errorf("%s, live gauges dropped: %v dead writers' live gauges left out, want %d", name, got, ph.DeadLiveFiles)
+		}
 		fams = mpGather(t, noStore)
 		mpCompareFamilies(t, mpAppFamilies(fams), want)
 		if got := mpHealth(t, fams, "multiproc_store_files"); got != 0 {

@@ -293,7 +293,7 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	}
 	if full {
 		r.lastFull = now
-		snap.Store.Rechecked = len(r.store.files) > 0
+		snap.Store.Rechecked = true
 		r.recheckFolded(dfd, snap)
 	}
 	r.store.settle()
@@ -475,6 +475,7 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		return 0
 	})
+	snap.DroppedDeadLive = r.parked
 	r.summarize(snap)
 	r.forget()
 	return snap, nil

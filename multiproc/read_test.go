@@ -153,6 +153,9 @@ func TestMultiprocLiveness(t *testing.T) {
 		if dead != tc.dead {
 			t.Errorf("%+v: %d dead files, want %d", tc, dead, tc.dead)
 		}
+		if want := map[bool]int{true: 1}[tc.drop && tc.want == 5]; snap.DroppedDeadLive != want {
+			t.Errorf("%+v: %d dead live gauge files left out, want %d", tc, snap.DroppedDeadLive, want)
+		}
 		if c := famByName(snap, "c"); c.Series[0].Value != 3 {
 			t.Errorf("counter %v, want 3", c.Series[0].Value)
 		}
