@@ -97,13 +97,14 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 		return len(r.keys)
 	}
 	for round := 1; round <= 3; round++ {
+		// The context ends when the reader has kept 2000 more keys (from inside the read, so
+		// that a busy machine cannot let the read finish first).
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			for keys() < 2000*round {
-				runtime.Gosched()
+		r.keyHook = func(n int) {
+			if n >= 2000*round {
+				cancel()
 			}
-			cancel()
-		}()
+		}
 		_, err := r.Read(ctx, dir)
 		cancel()
 		if fetch.ReasonOf(err) != fetch.ReasonTimeout {
@@ -113,6 +114,7 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 			t.Fatalf("round %d: %d keys parsed, the read went on well past its context's end (%d)", round, k, 2000*round)
 		}
 	}
+	r.keyHook = nil
 	for i := 0; runtime.NumGoroutine() > before; i++ {
 		if i == 500 { // a hang guard, not a timing assertion
 			t.Fatalf("%d goroutines after the abandoned reads, %d before", runtime.NumGoroutine(), before)

@@ -204,6 +204,9 @@ func (r *Reader) resolveKey(raw string, bud *budget) (*Key, error) {
 	}
 	r.keys[raw] = k
 	r.keyBytes += int64(len(raw))
+	if r.keyHook != nil {
+		r.keyHook(len(r.keys))
+	}
 	return k, nil
 }
 

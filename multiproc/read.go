@@ -197,6 +197,7 @@ type Reader struct {
 	entryPool sync.Pool
 
 	mappedHook func(path string) // tests only: runs right after readFile maps a file
+	keyHook    func(keys int)    // tests only: runs (keysMu held) after a new key is kept
 }
 
 // NewReader returns a reader.
