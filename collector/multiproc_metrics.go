@@ -82,22 +82,8 @@ func (m *Multiproc) translate(w *Writer, snap *multiproc.Snapshot, claims *nameC
 	for r, n := range drops {
 		m.dropped[r] += float64(n)
 	}
-	for _, r := range mpFileReasons {
-		w.Value(mpFileErrors, m.fileErrors[r], r)
-	}
-	for r := range m.fileErrors { // a reason the reader added since
-		if !slices.Contains(mpFileReasons, r) {
-			w.Value(mpFileErrors, m.fileErrors[r], r)
-		}
-	}
-	for _, r := range mpDropReasons {
-		w.Value(mpDropped, m.dropped[r], r)
-	}
-	for r := range m.dropped {
-		if !slices.Contains(mpDropReasons, r) {
-			w.Value(mpDropped, m.dropped[r], r)
-		}
-	}
+	writeByReason(w, mpFileErrors, m.fileErrors, mpFileReasons)
+	writeByReason(w, mpDropped, m.dropped, mpDropReasons)
 	m.mu.Unlock()
 
 	for _, t := range mpTypes {
@@ -290,3 +276,16 @@ func mpHistogram(a *arena, s *multiproc.Series) *dto.Histogram {
 }
 
 func integral(v float64) bool { return v >= 0 && v <= 1<<53 && v == math.Trunc(v) }
+
+// writeByReason writes one series of fam per reason: every known reason (0 when absent), then
+// any reason a reader added since, so a new reason is never lost.
+func writeByReason(w *Writer, fam *Family, counts map[string]float64, known []string) {
+	for _, r := range known {
+		w.Value(fam, counts[r], r)
+	}
+	for r, n := range counts {
+		if !slices.Contains(known, r) {
+			w.Value(fam, n, r)
+		}
+	}
+}

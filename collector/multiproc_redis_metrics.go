@@ -51,14 +51,7 @@ func (s *MultiprocRedis) translate(w *Writer, snap *redisstore.Snapshot, claims 
 	for r, n := range drops {
 		s.dropped[r] += float64(n)
 	}
-	for _, r := range mrDropReasons {
-		w.Value(mrDropped, s.dropped[r], r)
-	}
-	for r := range s.dropped { // a reason the store added since
-		if !slices.Contains(mrDropReasons, r) {
-			w.Value(mrDropped, s.dropped[r], r)
-		}
-	}
+	writeByReason(w, mrDropped, s.dropped, mrDropReasons)
 	s.mu.Unlock()
 
 	for _, t := range mpTypes {
