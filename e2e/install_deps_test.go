@@ -11,7 +11,7 @@ import (
 // TestInstallDepsStopsNothingAndChecksPrograms runs scripts/install-test-deps.sh with stand-in
 // programs on PATH: nginx is there (as if from nginx-full: dpkg knows no nginx-light) and wrk
 // is not. The script used to install nginx-light over it (it checked package names) and then
-// ran `pkill -x nginx` and `pkill -x prometheus`, ending every such process on the machine.
+// stopped nginx and prometheus by name, ending every such process on the machine.
 // Now it asks apt-get for wrk alone, with a policy-rc.d that forbids starting services during
 // the install (removed after), and calls no program that stops processes by name. (Those are
 // stand-ins that only record their calls: this test must not stop anything either.)
@@ -47,6 +47,8 @@ func TestInstallDepsStopsNothingAndChecksPrograms(t *testing.T) {
 	record := filepath.Join(dir, "calls.log")
 	policy := filepath.Join(dir, "policy-rc.d")
 	stub("apt-get", `echo "apt-get $*" >>`+record+`; if [ "$1" = install ]; then cat `+policy+` >>`+record+` 2>/dev/null || echo "no policy-rc.d" >>`+record+`; fi`)
+	// Stand-ins for every program that can stop a process or a service: each only records its
+	// call, and the exact list of calls below must contain none of them.
 	for _, name := range []string{"pkill", "killall", "kill", "systemctl", "service", "invoke-rc.d"} {
 		stub(name, `echo "`+name+` $*" >>`+record)
 	}
