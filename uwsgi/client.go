@@ -59,6 +59,14 @@ func (c *Client) SetHTTPTransport(rt http.RoundTripper) {
 	}
 }
 
+// Close closes the idle kept-alive connection of an http(s) stats server (a client of another
+// transport keeps none). A later read opens a new one.
+func (c *Client) Close() {
+	if c.http != nil {
+		c.http.CloseIdleConnections()
+	}
+}
+
 // Address is the address the client reads.
 func (c *Client) Address() Address { return c.addr }
 

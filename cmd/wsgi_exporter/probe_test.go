@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -597,5 +598,76 @@ func TestProbeRedisStore(t *testing.T) {
 		if strings.Contains(body, redistest.Password) {
 			t.Errorf("%s: the password is in the answer", target)
 		}
+	}
+}
+
+// A probe's one-off source leaves no connection behind: the kept-alive connection to an
+// http(s) uWSGI stats server or nginx page is closed once the answer is written, so a fan-out
+// over many targets does not hold one idle connection per target.
+func TestProbeLeavesNoIdleConnection(t *testing.T) {
+	doc := stats(t)
+	const nginxPage = "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n"
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	opened := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stub_status" {
+			_, _ = io.WriteString(w, nginxPage)
+			return
+		}
+		_, _ = w.Write(doc)
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open[c] = true
+			opened++
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "modules:\n"+
+		"  uwsgi: {kind: uwsgi, allow: {addresses: [127.0.0.1]}}\n"+
+		"  nginx: {kind: nginx, allow: {addresses: [127.0.0.1]}}\n")
+	_, exp := probeServer(t, "--config.file="+cfg)
+	for _, tc := range []struct{ module, target, up string }{
+		{"uwsgi", srv.URL + "/", "uwsgi_up"},
+		{"nginx", srv.URL + "/stub_status", "nginx_up"},
+	} {
+		for i := range 3 {
+			code, mfs, body := get(t, probeURL(exp.URL, tc.module, tc.target), "")
+			if code != 200 {
+				t.Fatalf("%s probe %d: %d %s", tc.module, i, code, body)
+			}
+			if v, _, err := only(mfs, tc.up); err != nil || v != 1 {
+				t.Fatalf("%s probe %d: %s %v %v", tc.module, i, tc.up, v, err)
+			}
+			// The client closes its side when the probe ends; the server sees it at its next
+			// read, so wait for that rather than a fixed time.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				mu.Lock()
+				n := len(open)
+				mu.Unlock()
+				if n == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s probe %d: %d connection(s) still open after the answer", tc.module, i, n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opened != 6 {
+		t.Errorf("%d connections opened, want one per probe (6)", opened)
 	}
 }
