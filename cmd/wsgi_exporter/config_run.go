@@ -26,10 +26,10 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 	expOpts := collector.Options{Logger: logger, TimeoutOffset: *s.timeoutOffset, MaxTimeout: *s.maxTimeout,
 		MaxRequestsInFlight: *s.maxRequests, MaxSeriesPerSource: *s.maxSeries, MaxLabelValueLength: *s.maxLabelLen,
 		SelfMetricsMaxAge: *s.selfMaxAge}
-	var landing func(*collector.Exporter) (http.Handler, error)
+	var landing func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	if *s.metricsPath != "/" && *s.metricsPath != "" {
-		landing = func(exp *collector.Exporter) (http.Handler, error) {
-			return newLandingPage(exp, *s.metricsPath, *s.enablePprof), nil
+		landing = func(exp *collector.Exporter, modules map[string]*probeModule) (http.Handler, error) {
+			return newLandingPage(exp, *s.metricsPath, *s.enablePprof).withModules(modules), nil
 		}
 	}
 	return newFleet(fleetOptions{

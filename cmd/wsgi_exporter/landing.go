@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,11 +29,22 @@ type landingPage struct {
 	status      statusSource
 	metricsPath string
 	pprof       bool
+	modules     []moduleView // the configuration file's /probe modules, by name
 	now         func() time.Time
 }
 
 func newLandingPage(s statusSource, metricsPath string, pprof bool) *landingPage {
 	return &landingPage{status: s, metricsPath: metricsPath, pprof: pprof, now: time.Now}
+}
+
+// withModules lists the /probe modules of the generation the page belongs to.
+func (p *landingPage) withModules(modules map[string]*probeModule) *landingPage {
+	p.modules = p.modules[:0]
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		m := modules[name]
+		p.modules = append(p.modules, moduleView{Name: name, Kind: m.Kind, Timeout: m.timeout.String(), Capped: m.capped})
+	}
+	return p
 }
 
 // kindTitles names the kinds of source on the page, in this order.
@@ -51,6 +64,13 @@ type (
 		Pprof       bool
 		Kinds       []kindView
 		Sources     []sourceView
+		Modules     []moduleView
+	}
+	// moduleView is a /probe module: its name, kind and deadline (capped: the module's
+	// timeout also caps what a request announces).
+	moduleView struct {
+		Name, Kind, Timeout string
+		Capped              bool
 	}
 	kindView struct {
 		Kind, Title      string
@@ -87,7 +107,7 @@ func (p *landingPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // view turns the status into what the template shows.
 func (p *landingPage) view() landingView {
 	now := p.now()
-	v := landingView{Version: version.Info(), MetricsPath: p.metricsPath, Pprof: p.pprof}
+	v := landingView{Version: version.Info(), MetricsPath: p.metricsPath, Pprof: p.pprof, Modules: p.modules}
 	kinds := map[string]*kindView{}
 	sums := map[string]map[string]float64{}
 	var order []string
@@ -227,7 +247,7 @@ tr[data-state="up"] .error { color: #777; }
 {{if .Pprof}}<a href="/debug/pprof/">Profiling</a>{{end}}
 </nav>
 <p class="muted">The state of each source as the last scrape of <a href="{{.MetricsPath}}">{{.MetricsPath}}</a> left it (this page never reads a source itself). It reloads every 10 s.</p>
-{{if not .Sources}}<p id="no-sources">No source is configured: see <code>wsgi_exporter --help</code>.</p>{{else}}
+{{if not .Sources}}<p id="no-sources">No source is configured{{if .Modules}}: this exporter reads targets through <a href="#probe">/probe</a>{{else}}: see <code>wsgi_exporter --help</code>{{end}}.</p>{{else}}
 <section class="kinds">
 {{range .Kinds}}<div class="kind" data-kind="{{.Kind}}">
 <h3>{{.Title}}</h3>
@@ -250,6 +270,16 @@ tr[data-state="up"] .error { color: #777; }
 {{end}}</tbody>
 </table>
 {{end}}
+{{if .Modules}}<section id="probe">
+<h2>Probe modules</h2>
+<p class="muted">Read a target on request: <code>/probe?module=NAME&amp;target=ADDRESS</code>, the target within the module's allow-list (docs/probe.md).</p>
+<table>
+<thead><tr><th>module</th><th>kind</th><th>deadline</th></tr></thead>
+<tbody>
+{{range .Modules}}<tr class="module" data-module="{{.Name}}" data-kind="{{.Kind}}"><td><code>{{.Name}}</code></td><td>{{.Kind}}</td><td>{{.Timeout}}{{if .Capped}} (caps the scraper's){{else}} (unless the scraper announces one){{end}}</td></tr>
+{{end}}</tbody>
+</table>
+</section>{{end}}
 </main>
 </body>
 </html>

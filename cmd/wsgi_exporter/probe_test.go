@@ -671,3 +671,55 @@ func TestProbeLeavesNoIdleConnection(t *testing.T) {
 		t.Errorf("%d connections opened, want one per probe (6)", opened)
 	}
 }
+
+// The landing page lists the configuration file's /probe modules (name, kind, deadline) and
+// follows a reload; a probe-only exporter says its targets come through /probe.
+func TestLandingPageListsProbeModules(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "modules:\n"+
+		"  web_nginx: {kind: nginx, timeout: 3s, allow: {addresses: [127.0.0.1]}}\n"+
+		"  app_uwsgi: {kind: uwsgi, allow: {unix_sockets: [/run/uwsgi]}}\n")
+	_, srv := probeServer(t, "--config.file="+cfg, "--scrape.timeout=7s")
+	page := func() string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("landing page: %d %v", resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	body := page()
+	for _, want := range []string{
+		`<p id="no-sources">No source is configured: this exporter reads targets through <a href="#probe">/probe</a>.</p>`,
+		`<tr class="module" data-module="app_uwsgi" data-kind="uwsgi"><td><code>app_uwsgi</code></td><td>uwsgi</td><td>7s (unless the scraper announces one)</td></tr>`,
+		`<tr class="module" data-module="web_nginx" data-kind="nginx"><td><code>web_nginx</code></td><td>nginx</td><td>3s (caps the scraper's)</td></tr>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s:\n%s", want, body)
+		}
+	}
+	if i, j := strings.Index(body, `data-module="app_uwsgi"`), strings.Index(body, `data-module="web_nginx"`); i < 0 || j < i {
+		t.Errorf("modules not in name order")
+	}
+
+	if err := os.WriteFile(cfg, []byte("modules:\n  only_redis: {kind: multiproc_redis, allow: {addresses: [127.0.0.1]}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(srv.URL+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("reload answered %d", resp.StatusCode)
+	}
+	body = page()
+	if !strings.Contains(body, `data-module="only_redis" data-kind="multiproc_redis"`) || strings.Contains(body, `data-module="web_nginx"`) {
+		t.Errorf("after the reload the page shows:\n%s", body)
+	}
+}

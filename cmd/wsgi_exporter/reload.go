@@ -40,7 +40,7 @@ type fleet struct {
 	self   []prometheus.Collector
 	shared []prometheus.Collector
 	// newLanding builds the landing page of a generation (nil: none).
-	newLanding func(*collector.Exporter) (http.Handler, error)
+	newLanding func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	prober     *prober // nil: no /probe
 
 	cur atomic.Pointer[generation]
@@ -85,7 +85,7 @@ type fleetOptions struct {
 	// process, Go), gathered at most once per Exporter.SelfMetricsMaxAge.
 	Shared []prometheus.Collector
 	// Landing builds a generation's landing page; nil: none.
-	Landing func(*collector.Exporter) (http.Handler, error)
+	Landing func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	// Prober serves /probe with the generations' modules; nil: none.
 	Prober *prober
 }
@@ -197,7 +197,7 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 	gen.exp = exp
 	gen.metrics = exp.Handler()
 	if fl.newLanding != nil {
-		if gen.landing, err = fl.newLanding(exp); err != nil {
+		if gen.landing, err = fl.newLanding(exp, gen.modules); err != nil {
 			return nil, err
 		}
 	}
