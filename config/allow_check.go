@@ -22,9 +22,10 @@ import (
 // Admitted is a probe target the allow-list let through.
 type Admitted struct {
 	// Address is what to read, in the kind's address syntax: the target as given for a
-	// network target; for a path, the path with every symlink resolved; for a unix socket,
-	// the socket opened already (a /proc/self/fd path to it) so that nothing can be swapped
-	// in between the check and the connection.
+	// network target; for a unix socket or a directory, the socket or directory opened
+	// already (a /proc/self/fd path to it), and for a file its directory opened already and
+	// the file's name in it, so that nothing can be swapped in between the check and the
+	// read (without /proc: the path with every symlink resolved).
 	Address string
 	// Err, when set, is why the target cannot be read although it is allowed (it does not
 	// exist): the probe reports it as the scrape's failure without reading anything.
@@ -77,7 +78,7 @@ func (m *Module) Check(target string) (*Admitted, error) {
 			if len(a.Files) == 0 {
 				return nil, refused(RefusedScheme, "the module allows no file:// target")
 			}
-			ad, err := admitPath(a.Files, addr.Path)
+			ad, err := admitPath(a.Files, addr.Path, false)
 			if ad != nil && ad.Err == nil {
 				ad.Address = "file://" + ad.Address
 			}
@@ -121,7 +122,7 @@ func (m *Module) Check(target string) (*Admitted, error) {
 		if !filepath.IsAbs(target) || strings.ContainsRune(target, 0) {
 			return nil, badTarget("the target must be an absolute path")
 		}
-		return admitPath(a.Paths, target)
+		return admitPath(a.Paths, target, m.Kind == KindMultiproc)
 	}
 	return nil, badTarget("a %s module cannot probe", m.Kind)
 }
@@ -217,8 +218,12 @@ func resolveUnder(dirs []string, path string) (resolved string, resolveErr, err 
 	return "", nil, refused(RefusedSymlink, "%s resolves to a path outside the module's directories", clean)
 }
 
-// admitPath admits a local path (a multiprocess directory, a pidfile, a saved document).
-func admitPath(dirs []string, path string) (*Admitted, error) {
+// admitPath admits a local path (a multiprocess directory when dir is set, else a pidfile or
+// a saved document) and pins it, so that nothing swapped in after the check is read: a
+// directory is opened (O_PATH, no symlink on the way, as the resolved path has none) and read
+// through /proc/self/fd; for a file its directory is pinned so and the file is named in it,
+// where its reader opens it without following a link, as for every configured file.
+func admitPath(dirs []string, path string, dir bool) (*Admitted, error) {
 	if len(dirs) == 0 {
 		return nil, refused(RefusedScheme, "the module allows no local path")
 	}
@@ -229,7 +234,32 @@ func admitPath(dirs []string, path string) (*Admitted, error) {
 	if rerr != nil {
 		return &Admitted{Address: filepath.Clean(path), Err: pathErr(rerr), fd: -1}, nil
 	}
-	return &Admitted{Address: resolved, fd: -1}, nil
+	if !procSelfFD() {
+		// No /proc: the resolved path, checked just now.
+		return &Admitted{Address: resolved, fd: -1}, nil
+	}
+	pin, name := resolved, ""
+	if !dir {
+		pin, name = filepath.Dir(resolved), filepath.Base(resolved)
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, pin, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		// A kernel before 5.6: the resolved path, checked just now.
+		return &Admitted{Address: resolved, fd: -1}, nil
+	case errors.Is(err, unix.ELOOP):
+		return nil, refused(RefusedSymlink, "%s changed into a symlink while it was checked", filepath.Clean(path))
+	case err != nil:
+		return &Admitted{Address: resolved, Err: pathErr(err), fd: -1}, nil
+	}
+	address := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if name != "" {
+		address += "/" + name
+	}
+	return &Admitted{Address: address, fd: fd}, nil
 }
 
 // pathErr is the scrape failure of a path that cannot be resolved.

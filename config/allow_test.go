@@ -332,11 +332,12 @@ func TestAllowLocalPaths(t *testing.T) {
 		ad, err := mp.Check(target)
 		got := outcome(ad, err)
 		if got == "ok" {
-			got += " " + ad.Address
+			got += " " + pinnedPath(t, ad.Address)
 		}
 		if got != want {
 			t.Errorf("%q: got %s, want %s (%v)", target, got, want, err)
 		}
+		ad.Close()
 	}
 	gu := module(t, KindGunicorn, AllowList{Paths: []string{root + "/pid"}})
 	if got := outcome(gu.Check(root + "/pid/app.pid")); got != "403 symlink" {
@@ -352,9 +353,10 @@ func TestAllowFiles(t *testing.T) {
 	root := layout(t)
 	m := module(t, KindUWSGI, AllowList{Addresses: []string{"127.0.0.1"}, Files: []string{root + "/allowed"}})
 	ad, err := m.Check("file://" + root + "/allowed/sub/../file")
-	if got := outcome(ad, err); got != "ok" || ad.Address != "file://"+root+"/allowed/file" {
+	if got := outcome(ad, err); got != "ok" || !strings.HasPrefix(ad.Address, "file://") || pinnedPath(t, strings.TrimPrefix(ad.Address, "file://")) != root+"/allowed/file" {
 		t.Errorf("got %s %v", got, ad)
 	}
+	ad.Close()
 	for target, want := range map[string]string{
 		"file:///etc/passwd":                           "403 path",
 		"file://" + root + "/allowed/../secret/s.sock": "403 path",
@@ -390,4 +392,82 @@ func ExampleModule_Check() {
 	_, err := m.Check("192.0.2.1:1717")
 	fmt.Println(err)
 	// Output: 192.0.2.1 port 1717 is not in the module's addresses
+}
+
+// pinnedPath is the path an admitted local address stands for: a /proc/self/fd/N address
+// (optionally followed by a file's name) names what descriptor N has open.
+func pinnedPath(t *testing.T, address string) string {
+	t.Helper()
+	rest, ok := strings.CutPrefix(address, "/proc/self/fd/")
+	if !ok {
+		t.Errorf("%s is not pinned", address)
+		return address
+	}
+	fd, name, _ := strings.Cut(rest, "/")
+	dir, err := os.Readlink("/proc/self/fd/" + fd)
+	if err != nil {
+		t.Fatalf("%s: %v", address, err)
+	}
+	if name != "" {
+		return dir + "/" + name
+	}
+	return dir
+}
+
+// Once checked, a local path is pinned: replacing the multiprocess directory, or the directory
+// of a pidfile or saved document, by a symlink to another directory after the check does not
+// make the probe read the other one.
+func TestAllowLocalPathPinned(t *testing.T) {
+	root := layout(t)
+	write := func(p, content string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(root+"/mp/app1/counter_1.db", "app1")
+	write(root+"/secret/counter_1.db", "secret")
+	if err := os.MkdirAll(root+"/pid/app", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(root+"/pid/app/gunicorn.pid", "42\n")
+	write(root+"/secret/gunicorn.pid", "1\n")
+	write(root+"/allowed/sub/stats.json", "{}")
+	write(root+"/secret/stats.json", "secret")
+
+	for _, tc := range []struct {
+		kind       string
+		allow      AllowList
+		target     string // what is checked
+		swap       string // the directory replaced by a symlink to root/secret after the check
+		read, want string // read below the admitted address; its content
+		addrPrefix string
+	}{
+		{KindMultiproc, AllowList{Paths: []string{root + "/mp"}}, root + "/mp/app1", root + "/mp/app1", "/counter_1.db", "app1", ""},
+		{KindGunicorn, AllowList{Paths: []string{root + "/pid"}}, root + "/pid/app/gunicorn.pid", root + "/pid/app", "", "42\n", ""},
+		{KindUWSGI, AllowList{Files: []string{root + "/allowed"}}, "file://" + root + "/allowed/sub/stats.json", root + "/allowed/sub", "", "{}", "file://"},
+	} {
+		m := module(t, tc.kind, tc.allow)
+		ad, err := m.Check(tc.target)
+		if err != nil || ad.Err != nil {
+			t.Fatalf("%s: %v %v", tc.target, err, ad.Err)
+		}
+		if err := os.Rename(tc.swap, tc.swap+".old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(root+"/secret", tc.swap); err != nil {
+			t.Fatal(err)
+		}
+		path := strings.TrimPrefix(ad.Address, tc.addrPrefix)
+		b, err := os.ReadFile(path + tc.read)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s after the swap: read %q (%v), want %q", tc.target, b, err, tc.want)
+		}
+		// The same read by path follows the swap: the pin is what protects the probe.
+		unpinned := strings.TrimPrefix(tc.target, tc.addrPrefix)
+		if b, _ := os.ReadFile(unpinned + tc.read); string(b) == tc.want {
+			t.Fatalf("%s: the swap did not take effect", tc.target)
+		}
+		ad.Close()
+	}
 }
