@@ -1,73 +1,23 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/redistest"
 )
 
-// gpeWriter is a worker process of gunicorn-prometheus-exporter's Redis layout
+// startGPEWriter starts a worker process of gunicorn-prometheus-exporter's Redis layout
 // (redisstore/testdata/gpe_writer.py: Debian's python3-redis and python3-prometheus-client).
-type gpeWriter struct {
-	t   testing.TB
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-	err *bytes.Buffer
-	pid string
-}
-
-func startGPEWriter(t testing.TB, srv *redistest.Server, pwFile string, args ...string) *gpeWriter {
+func startGPEWriter(t testing.TB, srv *redistest.Server, pwFile string, args ...string) *redistest.Writer {
 	t.Helper()
-	args = append([]string{"../redisstore/testdata/gpe_writer.py", "--socket", srv.Socket, "--password-file", pwFile}, args...)
-	w := &gpeWriter{t: t, cmd: exec.Command(DebianPython, args...), err: &bytes.Buffer{}}
-	w.cmd.Stderr = w.err
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var err error
-	if w.in, err = w.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := w.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.out = bufio.NewReader(stdout)
-	if err := w.cmd.Start(); err != nil {
-		t.Fatalf("%s (python3-redis, python3-prometheus-client) is required: %v", DebianPython, err)
-	}
-	t.Cleanup(func() {
-		if w.cmd.ProcessState == nil {
-			_ = w.cmd.Process.Kill()
-			_ = w.cmd.Wait()
-		}
-	})
-	w.pid = w.do("pid")
-	return w
-}
-
-func (w *gpeWriter) do(cmd string) string {
-	w.t.Helper()
-	fmt.Fprintln(w.in, cmd)
-	line, err := w.out.ReadString('\n')
-	if err != nil {
-		w.t.Fatalf("writer %s: %v\n%s", cmd, err, w.err)
-	}
-	line = strings.TrimSuffix(line, "\n")
-	if cmd != "pid" && line != "ok" {
-		w.t.Fatalf("writer %s: %q\n%s", cmd, line, w.err)
-	}
-	return line
+	return redistest.StartWriter(t, srv, "../redisstore/testdata/gpe_writer.py", pwFile, args...)
 }
 
 // TestRedisStore: the binary against a real redis-server (password, TCP on loopback and the
@@ -84,14 +34,14 @@ func TestRedisStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	counts := []int{10, 20, 30}
-	var ws []*gpeWriter
+	var ws []*redistest.Writer
 	for _, n := range counts {
 		w := startGPEWriter(t, srv, pwFile)
-		w.do(fmt.Sprintf("count %d", n))
+		w.Do(fmt.Sprintf("count %d", n))
 		ws = append(ws, w)
 	}
 	idle := startGPEWriter(t, srv, pwFile, "--ttl", "2")
-	idle.do("count 40")
+	idle.Do("count 40")
 
 	tcp, unix := srv.URL(0), srv.UnixURL(0)
 	// The TCP URL names the ACL user; the label shows neither user nor password.
@@ -120,8 +70,8 @@ func TestRedisStore(t *testing.T) {
 		if i < len(counts) {
 			want = float64(counts[i])
 		}
-		if v := m.Get(t, "gpe_last_request", map[string]string{"redis_url": unix, "pid": w.pid}); v != want {
-			t.Errorf("pid %s: gpe_last_request = %v, want %v", w.pid, v, want)
+		if v := m.Get(t, "gpe_last_request", map[string]string{"redis_url": unix, "pid": w.PID}); v != want {
+			t.Errorf("pid %s: gpe_last_request = %v, want %v", w.PID, v, want)
 		}
 	}
 	if n := m.Get(t, "multiproc_redis_processes", map[string]string{"redis_url": unix}); n != 4 {
@@ -138,12 +88,12 @@ func TestRedisStore(t *testing.T) {
 
 	// The idle worker's keys expire: its counts stay.
 	WaitFor(t, 20*time.Second, "the idle worker's keys to expire", func() bool {
-		keys, _, err := srv.Client(0).Scan(context.Background(), 0, "gunicorn:*:"+idle.pid+":*", 100000).Result()
+		keys, _, err := srv.Client(0).Scan(context.Background(), 0, "gunicorn:*:"+idle.PID+":*", 100000).Result()
 		return err == nil && len(keys) == 0
 	})
 	m = x.Scrape(t)
 	check(m, 100)
-	if n := m.Count("gpe_last_request", map[string]string{"redis_url": unix, "pid": idle.pid}); n != 0 {
+	if n := m.Count("gpe_last_request", map[string]string{"redis_url": unix, "pid": idle.PID}); n != 0 {
 		t.Error("the expired worker's gauge is still served")
 	}
 	if n := m.Get(t, "multiproc_redis_vanished_entries", map[string]string{"redis_url": unix, "state": "held"}); n != 13 {
@@ -152,9 +102,9 @@ func TestRedisStore(t *testing.T) {
 
 	// A corrupt value: skipped and counted at every scrape, the rest served.
 	c := srv.Client(0)
-	keys, _, err := c.Scan(context.Background(), 0, "gunicorn:counter:"+ws[0].pid+":metric:*", 100000).Result()
+	keys, _, err := c.Scan(context.Background(), 0, "gunicorn:counter:"+ws[0].PID+":metric:*", 100000).Result()
 	if err != nil || len(keys) == 0 {
-		t.Fatalf("keys of worker %s: %v %v", ws[0].pid, keys, err)
+		t.Fatalf("keys of worker %s: %v %v", ws[0].PID, keys, err)
 	}
 	before := m.Get(t, "multiproc_redis_entries_dropped_total", map[string]string{"redis_url": unix, "reason": "bad_value"})
 	for _, k := range keys {

@@ -92,9 +92,9 @@ func captureFixture(t *testing.T) {
 	dir := t.TempDir()
 	for n := range 3 {
 		w := startWriter(t, srv, "--files", dir, "--ttl", "0")
-		w.do(fmt.Sprintf("work %d %d", 100+n, 12+5*n))
-		w.do(fmt.Sprintf("count %d", 2+n))
-		w.exit()
+		w.Do(fmt.Sprintf("work %d %d", 100+n, 12+5*n))
+		w.Do(fmt.Sprintf("count %d", 2+n))
+		w.Exit()
 	}
 	out, err := exec.Command(DebianPython, "-c", pythonMerge, dir).Output()
 	if err != nil {

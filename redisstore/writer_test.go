@@ -1,17 +1,14 @@
 package redisstore
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,79 +20,13 @@ import (
 	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
-// DebianPython runs the test writer with Debian's python3-redis and python3-prometheus-client.
-const DebianPython = "/usr/bin/python3"
+// DebianPython runs the Python side of the tests (the writer, Python's merge, the peer).
+const DebianPython = redistest.Python
 
-// writer is one testdata/gpe_writer.py process: a worker of gunicorn-prometheus-exporter's
-// layout.
-type writer struct {
-	t   testing.TB
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-	err *bytes.Buffer
-	pid string
-}
-
-func requirePython(t testing.TB) {
+// startWriter starts a writer (testdata/gpe_writer.py) against srv's database 0 over the socket.
+func startWriter(t testing.TB, srv *redistest.Server, args ...string) *redistest.Writer {
 	t.Helper()
-	out, err := exec.Command(DebianPython, "-c", "import redis, prometheus_client").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s with python3-redis and python3-prometheus-client is required (run scripts/install-test-deps.sh as root): %v\n%s", DebianPython, err, out)
-	}
-}
-
-// startWriter starts a writer against srv's database 0 over the socket.
-func startWriter(t testing.TB, srv *redistest.Server, args ...string) *writer {
-	t.Helper()
-	requirePython(t)
-	args = append([]string{"testdata/gpe_writer.py", "--socket", srv.Socket, "--password-file", passwordFile(t)}, args...)
-	w := &writer{t: t, cmd: exec.Command(DebianPython, args...), err: &bytes.Buffer{}}
-	w.cmd.Stderr = w.err
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var err error
-	if w.in, err = w.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := w.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.out = bufio.NewReader(stdout)
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if w.cmd.ProcessState == nil {
-			_ = w.cmd.Process.Kill()
-			_ = w.cmd.Wait()
-		}
-	})
-	w.pid = w.do("pid")
-	return w
-}
-
-// do sends a command and returns the answer.
-func (w *writer) do(cmd string) string {
-	w.t.Helper()
-	if _, err := fmt.Fprintln(w.in, cmd); err != nil {
-		w.t.Fatalf("writer %s: %v\n%s", cmd, err, w.err)
-	}
-	line, err := w.out.ReadString('\n')
-	if err != nil {
-		w.t.Fatalf("writer %s: %v\n%s", cmd, err, w.err)
-	}
-	line = strings.TrimSuffix(line, "\n")
-	if cmd != "pid" && line != "ok" {
-		w.t.Fatalf("writer %s: %q\n%s", cmd, line, w.err)
-	}
-	return line
-}
-
-// exit ends the writer as a killed worker ends: its keys stay.
-func (w *writer) exit() {
-	fmt.Fprintln(w.in, "exit")
-	_ = w.cmd.Wait()
+	return redistest.StartWriter(t, srv, "testdata/gpe_writer.py", passwordFile(t), args...)
 }
 
 // TestWriterTotals: four worker processes, each with a known number of requests; the merge
@@ -104,10 +35,10 @@ func (w *writer) exit() {
 func TestWriterTotals(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	counts := []int{25, 50, 75, 100}
-	var ws []*writer
+	var ws []*redistest.Writer
 	for _, n := range counts {
 		w := startWriter(t, srv)
-		w.do(fmt.Sprintf("count %d", n))
+		w.Do(fmt.Sprintf("count %d", n))
 		ws = append(ws, w)
 	}
 	s := newStore(t, srv, 0, Options{})
@@ -132,7 +63,7 @@ func TestWriterTotals(t *testing.T) {
 		`mix_custom_sum{}`:             0,
 	}
 	for i, w := range ws {
-		want[`gpe_last_request{pid="`+w.pid+`"}`] = float64(counts[i])
+		want[`gpe_last_request{pid="`+w.PID+`"}`] = float64(counts[i])
 	}
 	for sample, v := range want {
 		if got := value(t, snap.Families, sample); got != v {
@@ -146,7 +77,7 @@ func TestWriterTotals(t *testing.T) {
 		t.Errorf("pids %d, dropped %v", snap.PIDs, snap.Dropped)
 	}
 	for _, w := range ws {
-		w.exit()
+		w.Exit()
 	}
 	// Dead workers' keys stay until their TTL: the totals do not move.
 	if v := value(t, mustRead(t, s).Families, `gpe_requests_total{code="200",path="/a"}`); v != 250 {
@@ -160,9 +91,9 @@ func TestWriterTotals(t *testing.T) {
 func TestWriterExpiry(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	busy := startWriter(t, srv)
-	busy.do("count 30")
+	busy.Do("count 30")
 	idle := startWriter(t, srv, "--ttl", "1")
-	idle.do("count 12")
+	idle.Do("count 12")
 	keep := newStore(t, srv, 0, Options{})
 	drop := newStore(t, srv, 0, Options{DropVanished: true})
 	const total = `gpe_requests_total{code="200",path="/a"}`
@@ -173,7 +104,7 @@ func TestWriterExpiry(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		keys, _, err := srv.Client(0).Scan(context.Background(), 0, "gunicorn:*:"+idle.pid+":*", 10000).Result()
+		keys, _, err := srv.Client(0).Scan(context.Background(), 0, "gunicorn:*:"+idle.PID+":*", 10000).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +120,7 @@ func TestWriterExpiry(t *testing.T) {
 	if v := value(t, snap.Families, total); v != 42 {
 		t.Errorf("kept after expiry: %v, want 42", v)
 	}
-	if has(snap.Families, `gpe_last_request{pid="`+idle.pid+`"}`) {
+	if has(snap.Families, `gpe_last_request{pid="`+idle.PID+`"}`) {
 		t.Error("the expired worker's gauge is still served")
 	}
 	// The idle worker's requests_total, 4 buckets and latency sum, mix_plain_total, and
@@ -200,7 +131,7 @@ func TestWriterExpiry(t *testing.T) {
 	if v := value(t, mustRead(t, drop).Families, total); v != 30 {
 		t.Errorf("dropped after expiry: %v, want 30 (the false reset of the sidecar)", v)
 	}
-	idle.do("count 3")
+	idle.Do("count 3")
 	if v := value(t, mustRead(t, keep).Families, total); v != 45 {
 		t.Errorf("after the idle worker resumed: %v, want 45", v)
 	}
@@ -232,10 +163,10 @@ func TestConformanceWithFiles(t *testing.T) {
 	dir := t.TempDir()
 	for n := range 4 {
 		w := startWriter(t, srv, "--files", dir)
-		w.do(fmt.Sprintf("work %d %d", n, 40+7*n))
-		w.do(fmt.Sprintf("count %d", 3+n))
+		w.Do(fmt.Sprintf("work %d %d", n, 40+7*n))
+		w.Do(fmt.Sprintf("count %d", 3+n))
 		if n == 3 {
-			w.exit()
+			w.Exit()
 		}
 	}
 	out, err := exec.Command(DebianPython, "-c", pythonMerge, dir).Output()
