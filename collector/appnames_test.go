@@ -56,10 +56,25 @@ func TestApplicationNamesNeverHideTheExporters(t *testing.T) {
 		mpEntry{`["go_goroutines", "go_goroutines", {}, "The application's."]`, 97},
 		mpEntry{`["go_gc_duration_seconds_count", "go_gc_duration_seconds_count", {}, "The application's."]`, 96},
 		mpEntry{`["app_ok", "app_ok", {}, "Fine."]`, 1})
-	own := &fakeSource{cfg: Config{Address: "x"}, value: 7}
-	e := mpExporter(t, own, newMP(dir, MultiprocOptions{}))
-	e.Registry().MustRegister(collectors.NewGoCollector())
+	// The Go metrics from a registry, and from SelfMetrics, as main serves them.
+	for _, viaSelf := range []bool{false, true} {
+		own := &fakeSource{cfg: Config{Address: "x"}, value: 7}
+		var e *Exporter
+		if viaSelf {
+			var err error
+			if e, err = New([]Source{own, newMP(dir, MultiprocOptions{})}, Options{Self: NewSelfMetrics()}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			e = mpExporter(t, own, newMP(dir, MultiprocOptions{}))
+			e.Registry().MustRegister(collectors.NewGoCollector())
+		}
+		checkAppNamesNeverHide(t, e, dir)
+	}
+}
 
+func checkAppNamesNeverHide(t *testing.T, e *Exporter, dir string) {
+	t.Helper()
 	for i := 1; i <= 20; i++ {
 		mfs, err := e.Gatherer(t.Context(), 5*time.Second).Gather()
 		if err != nil {

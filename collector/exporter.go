@@ -42,6 +42,10 @@ type Options struct {
 	// RegisterSelf (the exporter's process and Go runtime metrics, its build info) are reused
 	// before they are gathered again; 0 gathers them for every answer.
 	SelfMetricsMaxAge time.Duration
+	// Self, when set, writes the process's own metrics (process_*, go_*, the build info) into
+	// every answer, read at most once per SelfMetricsMaxAge. One value may serve several
+	// Exporters.
+	Self *SelfMetrics
 }
 
 // Defaults of Options.
@@ -60,6 +64,7 @@ type Exporter struct {
 
 	registry atomic.Pointer[prometheus.Registry] // made by Registry(); gathered for every answer when it exists
 	self     selfMetrics                         // the process's own metrics, gathered at most once per SelfMetricsMaxAge
+	shared   selfMetrics                         // RegisterShared's, gathered again only after RefreshSelf
 	handler  handlerStats                        // the /metrics handler's own counters (promhttp_metric_handler_*)
 
 	globs []*globState // per source; nil unless it is an Expander
@@ -162,9 +167,30 @@ func (e *Exporter) Registry() *prometheus.Registry {
 // RefreshSelf makes the next answer gather the RegisterSelf collectors again: call it when one
 // of them changed (a probe counted, a reload recorded), so that no answer serves an old value.
 func (e *Exporter) RefreshSelf() {
-	e.self.mu.Lock()
-	e.self.fams = nil
-	e.self.mu.Unlock()
+	for _, s := range []*selfMetrics{&e.self, &e.shared} {
+		s.mu.Lock()
+		s.fams = nil
+		s.mu.Unlock()
+	}
+}
+
+// RegisterShared registers collectors of the exporter's own whose values change only together
+// with a call of RefreshSelf (the configuration reload gauges, the /probe counters): their
+// families are gathered once, encoded once per format, and reused by every answer until the
+// next RefreshSelf, whatever Options.SelfMetricsMaxAge.
+func (e *Exporter) RegisterShared(cs ...prometheus.Collector) error {
+	e.shared.mu.Lock()
+	defer e.shared.mu.Unlock()
+	if e.shared.reg == nil {
+		e.shared.reg, e.shared.untilRefresh = prometheus.NewRegistry(), true
+	}
+	e.shared.fams = nil
+	for _, c := range cs {
+		if err := e.shared.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RegisterSelf registers collectors of the exporter process itself (build info, process and Go

@@ -407,3 +407,64 @@ func TestSelfMetricsMaxAge(t *testing.T) {
 		t.Error("not gathered again after RefreshSelf")
 	}
 }
+
+// RegisterShared's collectors are gathered once and then only after RefreshSelf, whatever the
+// max age: their values change only together with it.
+func TestRegisterSharedUntilRefresh(t *testing.T) {
+	shared := &countingCollector{}
+	e, err := New(nil, Options{SelfMetricsMaxAge: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RegisterShared(shared); err != nil {
+		t.Fatal(err)
+	}
+	value := func() float64 {
+		mfs, err := e.Gatherer(context.Background(), 0).Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := findFamily(mfs, "test_self_collections")
+		if f == nil {
+			t.Fatal("family missing")
+		}
+		return f.Metric[0].GetGauge().GetValue()
+	}
+	for range 3 {
+		if v := value(); v != 1 {
+			t.Fatalf("value %v, want 1 (gathered once)", v)
+		}
+	}
+	e.RefreshSelf()
+	if v := value(); v != 2 || shared.n.Load() != 2 {
+		t.Fatalf("after RefreshSelf: value %v, gathered %d times; want 2 and 2", v, shared.n.Load())
+	}
+}
+
+// SelfMetrics reads the process again for every answer with a max age of 0, and at most once
+// per max age otherwise: the bytes allocated in between show, or do not.
+func TestSelfMetricsWriterMaxAge(t *testing.T) {
+	for _, c := range []struct {
+		age  time.Duration
+		same bool
+	}{{0, false}, {time.Hour, true}} {
+		e, err := New(nil, Options{Self: NewSelfMetrics(), SelfMetricsMaxAge: c.age})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alloc := func() float64 {
+			mfs, err := e.Gatherer(context.Background(), 0).Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return findFamily(mfs, "go_memstats_alloc_bytes_total").Metric[0].GetCounter().GetValue()
+		}
+		a := alloc()
+		sink = make([]byte, 1<<20)
+		if b := alloc(); (a == b) != c.same {
+			t.Errorf("max age %v: go_memstats_alloc_bytes_total %v then %v", c.age, a, b)
+		}
+	}
+}
+
+var sink []byte

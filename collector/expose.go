@@ -46,7 +46,7 @@ func (f *Family) headers() *familyHeaders {
 	fh := h.(*familyHeaders)
 	fh.once.Do(func() {
 		typ := map[dto.MetricType]string{dto.MetricType_COUNTER: "counter", dto.MetricType_GAUGE: "gauge",
-			dto.MetricType_UNTYPED: "untyped", dto.MetricType_HISTOGRAM: "histogram"}[f.Type]
+			dto.MetricType_UNTYPED: "untyped", dto.MetricType_HISTOGRAM: "histogram", dto.MetricType_SUMMARY: "summary"}[f.Type]
 		fh.text = "# HELP " + f.Name + " " + string(appendEscaped(nil, f.Help, false)) + "\n# TYPE " + f.Name + " " + typ + "\n"
 		name := f.Name
 		if f.Type == dto.MetricType_COUNTER {
@@ -56,6 +56,9 @@ func (f *Family) headers() *familyHeaders {
 			typ = "unknown"
 		}
 		fh.om = "# HELP " + name + " " + string(appendEscaped(nil, f.Help, true)) + "\n# TYPE " + name + " " + typ + "\n"
+		if f.Unit != "" {
+			fh.om += "# UNIT " + name + " " + string(appendEscaped(nil, f.Unit, true)) + "\n"
+		}
 	})
 	return fh
 }
@@ -71,13 +74,16 @@ func (of *ourFamily) append(b []byte, om bool, flush func([]byte) []byte) []byte
 	}
 	name := of.f.Name
 	of.series(func(fo *famOut, i int) {
-		if of.f.Type != dto.MetricType_HISTOGRAM {
+		switch of.f.Type {
+		case dto.MetricType_HISTOGRAM:
+			b = fo.appendHistogram(b, name, i, om)
+		case dto.MetricType_SUMMARY:
+			b = fo.appendSummary(b, name, i, om)
+		default:
 			b = fo.appendLabels(append(b, name...), i, "", 0, om)
 			b = append(b, ' ')
 			b = appendFloat(b, fo.values[i], om)
 			b = append(b, '\n')
-		} else {
-			b = fo.appendHistogram(b, name, i, om)
 		}
 		if len(b) >= flushAt {
 			b = flush(b)
@@ -119,7 +125,7 @@ func (fo *famOut) template() *labelTemplate {
 		sep = ','
 	}
 	t.lits = append(t.lits, cur)
-	fo.tmpl = t
+	fo.tmpl, fo.tmplLay, fo.tmplSrc, fo.tmplConsts = t, fo.lay, fo.w.srcValue, fo.w.consts
 	return t
 }
 
@@ -179,6 +185,27 @@ func (fo *famOut) appendHistogram(b []byte, name string, i int, om bool) []byte 
 	b = append(b, '\n')
 	b = fo.appendLabels(append(append(b, name...), "_count"...), i, "", 0, om)
 	b = count(append(b, ' '), h.count)
+	return append(b, '\n')
+}
+
+// appendSummary appends the lines of summary series i of fo: a line per quantile, sum and
+// count. The text format writes the count as a float, OpenMetrics as an integer.
+func (fo *famOut) appendSummary(b []byte, name string, i int, om bool) []byte {
+	s := fo.sums[i]
+	for j, q := range s.quantiles {
+		b = fo.appendLabels(append(b, name...), i, model.QuantileLabel, q, om)
+		b = appendFloat(append(b, ' '), fo.qvals[s.off+j], om)
+		b = append(b, '\n')
+	}
+	b = fo.appendLabels(append(append(b, name...), "_sum"...), i, "", 0, om)
+	b = appendFloat(append(b, ' '), s.sum, om)
+	b = append(b, '\n')
+	b = fo.appendLabels(append(append(b, name...), "_count"...), i, "", 0, om)
+	if om {
+		b = strconv.AppendUint(append(b, ' '), s.count, 10)
+	} else {
+		b = appendFloat(append(b, ' '), float64(s.count), false)
+	}
 	return append(b, '\n')
 }
 
@@ -265,6 +292,9 @@ func (a answerFamily) dto() *dto.MetricFamily {
 	of := a.ours
 	f := of.f
 	mf := &dto.MetricFamily{Name: &f.Name, Help: &f.Help, Type: &f.Type, Metric: make([]*dto.Metric, 0, of.len())}
+	if f.Unit != "" {
+		mf.Unit = &f.Unit
+	}
 	of.series(func(fo *famOut, i int) {
 		m := &dto.Metric{}
 		if n := len(fo.lay.slots); n > 0 {
@@ -293,6 +323,12 @@ func (a answerFamily) dto() *dto.MetricFamily {
 			m.Histogram = &dto.Histogram{SampleCount: &h.count, SampleSum: &h.sum, Bucket: make([]*dto.Bucket, len(h.bounds))}
 			for j := range h.bounds {
 				m.Histogram.Bucket[j] = &dto.Bucket{UpperBound: &h.bounds[j], CumulativeCount: &fo.counts[h.off+j]}
+			}
+		case dto.MetricType_SUMMARY:
+			s := &fo.sums[i]
+			m.Summary = &dto.Summary{SampleCount: &s.count, SampleSum: &s.sum, Quantile: make([]*dto.Quantile, len(s.quantiles))}
+			for j := range s.quantiles {
+				m.Summary.Quantile[j] = &dto.Quantile{Quantile: &s.quantiles[j], Value: &fo.qvals[s.off+j]}
 			}
 		}
 		mf.Metric = append(mf.Metric, m)

@@ -24,6 +24,7 @@ type Family struct {
 	Help   string
 	Type   dto.MetricType
 	Labels []string // variable labels, in the order their values are given
+	Unit   string   // OpenMetrics' # UNIT (and client_model's Unit); "" for none
 
 	kind        string // the kind's name, "" for the core's own families
 	sourceLabel string // added to every series: the kind's source label, or "" for none
@@ -110,6 +111,18 @@ func histogram(k Kind, name, help string, labels ...string) *Family {
 	return newFamily(k, dto.MetricType_HISTOGRAM, name, help, labels...)
 }
 
+// summary defines a summary family of kind k (written with Writer.summary: the core's own).
+func summary(k Kind, name, help string, labels ...string) *Family {
+	return newFamily(k, dto.MetricType_SUMMARY, name, help, labels...)
+}
+
+// withUnit sets f's unit, shown in OpenMetrics as client_golang's WithUnit shows it. It is
+// for definitions only.
+func (f *Family) withUnit(unit string) *Family {
+	f.Unit = unit
+	return f
+}
+
 // check validates a definition as client_golang's NewDesc would, plus: the source label is not
 // among the variable labels, a histogram has no le label, and a counter's name ends in _total
 // (untyped families keep a peer's name that lacks it).
@@ -134,6 +147,9 @@ func (f *Family) check() error {
 		}
 		if f.Type == dto.MetricType_HISTOGRAM && l == model.BucketLabel {
 			return fmt.Errorf("%s: a histogram cannot have an le label", f.Name)
+		}
+		if f.Type == dto.MetricType_SUMMARY && l == model.QuantileLabel {
+			return fmt.Errorf("%s: a summary cannot have a quantile label", f.Name)
 		}
 		seen[l] = true
 	}

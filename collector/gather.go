@@ -85,11 +85,21 @@ func (e *Exporter) gather(ctx context.Context, timeout time.Duration) (fams []an
 		own, err = reg.Gather()
 		errs.Append(err)
 	}
-	self, selfErr := e.self.gather(time.Now())
+	now := time.Now()
+	self, selfErr := e.self.gather(now)
 	errs.Append(selfErr)
+	shared, sharedErr := e.shared.gather(now)
+	errs.Append(sharedErr)
+	self = mergeSelf(self, shared)
 	selfDTO := make([]*dto.MetricFamily, len(self))
 	for i, sf := range self {
 		selfDTO[i] = sf.mf
+	}
+	if e.opts.Self != nil {
+		// The process's own series, before the applications' so that they claim their names.
+		proc := &sourceOut{w: newWriter(time.Time{}, nil, g.lim, Kind{}, "", noLabels)}
+		e.opts.Self.write(proc.w, now, e.opts.SelfMetricsMaxAge)
+		outs = append(outs, proc)
 	}
 	g.buildLate(mergeDTO(selfDTO, own), outs, &errs)
 	// The counters are written last, so that every failure of this scrape is in this answer.
@@ -157,12 +167,15 @@ func assemble(own []*dto.MetricFamily, outs []*sourceOut) []answerFamily {
 	// A stable sort keeps the sources' order within a family.
 	slices.SortStableFunc(parts, func(a, b *famOut) int { return strings.Compare(a.f.Name, b.f.Name) })
 	ours := make([]answerFamily, 0, len(parts))
+	ofs := make([]ourFamily, len(parts)) // one allocation for all: at most one family per part
 	for i := 0; i < len(parts); {
 		j := i + 1
 		for j < len(parts) && parts[j].f.Name == parts[i].f.Name { // a family and its withLabels variants
 			j++
 		}
-		ours = append(ours, answerFamily{ours: newOurFamily(parts[i:j:j])})
+		of := &ofs[len(ours)]
+		of.init(parts[i:j:j])
+		ours = append(ours, answerFamily{ours: of})
 		i = j
 	}
 	if len(apps) > 1 {
@@ -239,10 +252,12 @@ func mergeByName(a, b []answerFamily) []answerFamily {
 	return append(out, b[j:]...)
 }
 
-// selfMetrics caches the families of the exporter's own collectors (RegisterSelf).
+// selfMetrics caches the families of the exporter's own collectors (RegisterSelf, or
+// RegisterShared: untilRefresh).
 type selfMetrics struct {
-	reg    *prometheus.Registry
-	maxAge time.Duration
+	reg          *prometheus.Registry
+	maxAge       time.Duration
+	untilRefresh bool // gathered again only after a refresh (fams nil), whatever maxAge
 
 	mu   sync.Mutex
 	at   time.Time
@@ -263,7 +278,10 @@ type selfFamily struct {
 func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fams == nil || s.maxAge <= 0 || now.Sub(s.at) >= s.maxAge || now.Before(s.at) {
+	if s.reg == nil {
+		return nil, nil
+	}
+	if s.fams == nil || (!s.untilRefresh && (s.maxAge <= 0 || now.Sub(s.at) >= s.maxAge || now.Before(s.at))) {
 		mfs, err := s.reg.Gather()
 		s.fams, s.err, s.at = make([]*selfFamily, len(mfs)), err, now
 		for i, mf := range mfs {
@@ -271,6 +289,22 @@ func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
 		}
 	}
 	return s.fams, s.err
+}
+
+// mergeSelf merges two lists of the exporter's own families sorted by name.
+func mergeSelf(a, b []*selfFamily) []*selfFamily {
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]*selfFamily, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].mf.GetName() <= b[0].mf.GetName() {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // encoded is the family in format f, encoded by expfmt once.

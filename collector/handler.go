@@ -87,10 +87,10 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(answerBy) // not every ResponseWriter can
 
-	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+	neg := negotiate(r.Header)
+	format := neg.format
 	h := w.Header()
-	h.Add("Vary", "Accept")
-	h.Add("Vary", "Accept-Encoding")
+	h["Vary"] = append(h["Vary"], "Accept", "Accept-Encoding")
 	h.Set("Content-Type", string(format))
 	dw := &deadlineWriter{w: w, by: answerBy}
 	var out io.Writer = dw
@@ -110,14 +110,23 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	var filter map[string]bool
-	if names := r.URL.Query()["name[]"]; len(names) > 0 {
-		filter = make(map[string]bool, len(names))
-		for _, n := range names {
-			filter[n] = true
+	if r.URL.RawQuery != "" {
+		if names := r.URL.Query()["name[]"]; len(names) > 0 {
+			filter = make(map[string]bool, len(names))
+			for _, n := range names {
+				filter[n] = true
+			}
 		}
 	}
-	enc := expfmt.NewEncoder(bw, format)
-	text, om := directFormat(format)
+	// expfmt's encoder is made only for what is not written directly.
+	var enc expfmt.Encoder
+	encoder := func() expfmt.Encoder {
+		if enc == nil {
+			enc = expfmt.NewEncoder(bw, format)
+		}
+		return enc
+	}
+	text, om := neg.text, neg.om
 	lines := linesPool.Get().(*[]byte)
 	defer linesPool.Put(lines)
 	buf := (*lines)[:0]
@@ -144,7 +153,7 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		} else {
 			buf = flush(buf)
-			if !e.encodeOK(enc.Encode(f.dto()), dw) {
+			if !e.encodeOK(encoder().Encode(f.dto()), dw) {
 				break
 			}
 		}
@@ -156,8 +165,15 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 	flush(buf)
 	*lines = buf[:0]
 	if dw.err == nil {
-		if c, ok := enc.(expfmt.Closer); ok { // OpenMetrics' final "# EOF"
-			e.encodeOK(c.Close(), dw)
+		switch {
+		case enc == nil && om:
+			_, err := bw.WriteString("# EOF\n") // OpenMetrics' end, as expfmt's Close writes it
+			e.encodeOK(err, dw)
+		case enc == nil && text: // expfmt's Close of the text format writes nothing
+		default:
+			if c, ok := encoder().(expfmt.Closer); ok { // OpenMetrics' final "# EOF"
+				e.encodeOK(c.Close(), dw)
+			}
 		}
 	}
 	if dw.err == nil {
@@ -276,6 +292,46 @@ var (
 	bufPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 	linesPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); return &b }}
 )
+
+// negotiation is the answer's format for an Accept header, and whether it is written
+// directly (text 0.0.4, OpenMetrics 1.0) or by expfmt.
+type negotiation struct {
+	format   expfmt.Format
+	text, om bool
+}
+
+// negotiations remembers the negotiation of the first Accept headers seen (a scraper sends
+// the same one every time), so that a scrape does not parse it again.
+var negotiations struct {
+	sync.RWMutex
+	m map[string]negotiation
+}
+
+// maxNegotiations bounds the Accept headers remembered: the others are negotiated each time.
+const maxNegotiations = 64
+
+// negotiate chooses the answer's format as promhttp does (expfmt.NegotiateAccept with the
+// OpenMetrics formats offered).
+func negotiate(h http.Header) negotiation {
+	accept := h.Get("Accept")
+	negotiations.RLock()
+	n, ok := negotiations.m[accept]
+	negotiations.RUnlock()
+	if ok {
+		return n
+	}
+	n.format = expfmt.NegotiateAccept(h, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+	n.text, n.om = directFormat(n.format)
+	negotiations.Lock()
+	if negotiations.m == nil {
+		negotiations.m = map[string]negotiation{}
+	}
+	if len(negotiations.m) < maxNegotiations {
+		negotiations.m[accept] = n
+	}
+	negotiations.Unlock()
+	return n
+}
 
 // maxSourceTimeout is the longest deadline a source gets when the scraper announces none.
 func (e *Exporter) maxSourceTimeout() time.Duration {

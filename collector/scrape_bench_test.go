@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/wsgi-exporter/wsgi_exporter/gunicorn"
@@ -20,7 +18,7 @@ import (
 )
 
 // End-to-end scrape benchmarks: one GET of /metrics through the exporter's handler, wired as
-// main wires it (build info, Go and process collectors, promhttp_metric_handler_*), the answer
+// main wires it (build info, Go and process metrics: SelfMetrics; promhttp_metric_handler_*), the answer
 // encoded and thrown away. Each reports its allocations per scrape and, where the source
 // exports a known number of series, ns and bytes per series. BenchmarkScrapeNoSource is the
 // fixed cost every scrape pays; the others include it.
@@ -47,13 +45,6 @@ func (d *discardResponse) Write(b []byte) (int, error) {
 // benchHandler wires exp's /metrics handler as main does.
 func benchHandler(b *testing.B, exp *Exporter) http.Handler {
 	b.Helper()
-	if err := exp.RegisterSelf(
-		versioncollector.NewCollector("wsgi_exporter"),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewGoCollector(),
-	); err != nil {
-		b.Fatal(err)
-	}
 	return exp.Handler()
 }
 
@@ -113,7 +104,7 @@ func benchExporter(b *testing.B, srcs ...Source) *Exporter {
 
 func benchExporterAge(b *testing.B, selfMaxAge time.Duration, srcs ...Source) *Exporter {
 	b.Helper()
-	e, err := New(srcs, Options{MaxRequestsInFlight: 40, SelfMetricsMaxAge: selfMaxAge})
+	e, err := New(srcs, Options{MaxRequestsInFlight: 40, SelfMetricsMaxAge: selfMaxAge, Self: NewSelfMetrics()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,8 +17,11 @@ import (
 
 // len is the number of series of fo.
 func (fo *famOut) len() int {
-	if fo.f.Type == dto.MetricType_HISTOGRAM {
+	switch fo.f.Type {
+	case dto.MetricType_HISTOGRAM:
 		return len(fo.hists)
+	case dto.MetricType_SUMMARY:
+		return len(fo.sums)
 	}
 	return len(fo.values)
 }
@@ -105,14 +108,15 @@ type ourFamily struct {
 	refs  []seriesRef // the answer's order when several parts; nil: the single part's
 }
 
-// newOurFamily sorts the parts (in source order) of one family name into the answer's order.
-func newOurFamily(parts []*famOut) *ourFamily {
-	of := &ourFamily{f: parts[0].f, parts: parts}
+// init makes of the family of parts (in source order) of one family name, sorted into the
+// answer's order.
+func (of *ourFamily) init(parts []*famOut) {
+	*of = ourFamily{f: parts[0].f, parts: parts}
 	for _, p := range parts {
 		p.sort()
 	}
 	if len(parts) == 1 {
-		return of
+		return
 	}
 	n := 0
 	for _, p := range parts {
@@ -127,7 +131,6 @@ func newOurFamily(parts []*famOut) *ourFamily {
 	if !slices.IsSortedFunc(of.refs, compareRefs) {
 		slices.SortStableFunc(of.refs, compareRefs)
 	}
-	return of
 }
 
 // len is the number of series of the family.

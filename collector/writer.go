@@ -81,12 +81,19 @@ type famOut struct {
 	values []float64   // gauge, counter, untyped: one per series
 	hists  []histValue // histogram: one per series
 	counts []uint64    // the histograms' bucket counts, one after the other
+	sums   []sumValue  // summary: one per series
+	qvals  []float64   // the summaries' quantile values, one after the other
 	labels []string    // len(f.Labels) values per series, in the family's order
 	order  []int32     // the series in the answer's order; nil: as written
 	tmpl   *labelTemplate
 
 	gen      uint64  // the Writer's generation it belongs to
 	orderBuf []int32 // order's storage, kept for reuse
+
+	// What tmpl was made for: it is kept across generations while they are the same.
+	tmplLay    *layout
+	tmplSrc    string
+	tmplConsts *sourceLabels
 }
 
 // histValue is one series of a histogram family.
@@ -95,6 +102,14 @@ type histValue struct {
 	sum    float64
 	bounds []float64 // ascending upper bounds, shared (the family's buckets)
 	off    int       // where its counts start in famOut.counts
+}
+
+// sumValue is one series of a summary family.
+type sumValue struct {
+	count     uint64
+	sum       float64
+	quantiles []float64 // ascending quantiles, shared
+	off       int       // where its values start in famOut.qvals
 }
 
 // writerLimits are the caps a Writer keeps.
@@ -133,8 +148,8 @@ func (w *Writer) release() {
 
 // Value writes one series of a gauge, counter or untyped family.
 func (w *Writer) Value(f *Family, v float64, labelValues ...string) {
-	if f.Type == dto.MetricType_HISTOGRAM {
-		panic(f.Name + ": Value on a histogram")
+	if f.Type == dto.MetricType_HISTOGRAM || f.Type == dto.MetricType_SUMMARY {
+		panic(f.Name + ": Value on a histogram or summary")
 	}
 	if !w.admit(f, 1, labelValues) {
 		return
@@ -168,6 +183,19 @@ func (w *Writer) Histogram(f *Family, count uint64, sum float64, bounds []float6
 func (w *Writer) core(f *Family, v float64, labelValues ...string) {
 	fo := w.family(f)
 	fo.values = append(fo.values, v)
+	fo.labels = append(fo.labels, labelValues...)
+}
+
+// summary writes a series of a summary family of the core's own (no cap, no deadline): count,
+// sum, and the value at each quantile (ascending; quantiles must not change afterwards,
+// values is copied).
+func (w *Writer) summary(f *Family, count uint64, sum float64, quantiles, values []float64, labelValues ...string) {
+	if f.Type != dto.MetricType_SUMMARY || len(quantiles) != len(values) {
+		panic(fmt.Sprintf("%s: not a summary, or %d quantiles for %d values", f.Name, len(quantiles), len(values)))
+	}
+	fo := w.family(f)
+	fo.sums = append(fo.sums, sumValue{count: count, sum: sum, quantiles: quantiles, off: len(fo.qvals)})
+	fo.qvals = append(fo.qvals, values...)
 	fo.labels = append(fo.labels, labelValues...)
 }
 
@@ -259,8 +287,14 @@ func (w *Writer) discard() {
 
 // reset empties fo for generation gen of its Writer, keeping its lists' capacity.
 func (fo *famOut) reset(gen uint64, lay *layout) {
+	tmpl := fo.tmpl
+	if tmpl != nil && (fo.tmplLay != lay || fo.tmplSrc != fo.w.srcValue || fo.tmplConsts != fo.w.consts) {
+		tmpl = nil // made for another source
+	}
 	*fo = famOut{f: fo.f, w: fo.w, lay: lay, gen: gen,
-		values: fo.values[:0], hists: fo.hists[:0], counts: fo.counts[:0], labels: fo.labels[:0], orderBuf: fo.orderBuf[:0]}
+		values: fo.values[:0], hists: fo.hists[:0], counts: fo.counts[:0], sums: fo.sums[:0], qvals: fo.qvals[:0],
+		labels: fo.labels[:0], orderBuf: fo.orderBuf[:0],
+		tmpl: tmpl, tmplLay: fo.tmplLay, tmplSrc: fo.tmplSrc, tmplConsts: fo.tmplConsts}
 }
 
 // Series returns how many series have been written so far.

@@ -6,10 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
 
@@ -32,18 +28,17 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 			return newLandingPage(exp, *s.metricsPath, *s.enablePprof).withModules(modules), nil
 		}
 	}
+	// The metrics path serves the process's own metrics (process_*, go_*, build info), one
+	// writer for every generation; /probe answers do not.
+	fleetOpts := expOpts
+	fleetOpts.Self = collector.NewSelfMetrics()
 	return newFleet(fleetOptions{
 		Path:        *s.fleet.file,
 		FlagSources: sources,
 		Env:         buildEnv{Timeout: *s.timeout, ProcFS: *s.procfs, Logger: logger},
-		Exporter:    expOpts,
-		Shared: []prometheus.Collector{
-			versioncollector.NewCollector(exporterName),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			collectors.NewGoCollector(),
-		},
-		Landing: landing,
-		Prober:  newProber(*s.fleet.probeMax, expOpts, logger),
+		Exporter:    fleetOpts,
+		Landing:     landing,
+		Prober:      newProber(*s.fleet.probeMax, expOpts, logger),
 	})
 }
 

@@ -31,10 +31,12 @@ type fleet struct {
 	// dir_label or url_label auto counts them too).
 	flagSources []collector.Source
 	flagApps    map[string]int
-	// self are the exporter process's own collectors (build info, process and Go metrics),
-	// shared its other long-lived ones (the reload gauges, the probe counters): all are
-	// registered with every generation's RegisterSelf, gathered at most once per
-	// --scrape.self-metrics-max-age, and at once after a change of a shared one (RefreshSelf).
+	// self are more collectors of the exporter process's own (none in main: its process and
+	// Go metrics and build info are expOpts.Self, written by the collector package), registered
+	// with every generation's RegisterSelf and gathered at most once per
+	// --scrape.self-metrics-max-age; shared its other long-lived ones (the reload gauges, the
+	// probe counters), registered with RegisterShared: every change of one of them is followed
+	// by RefreshSelf, so they are gathered only then.
 	// The request counters of the metrics path are expOpts.HandlerMetrics, kept by the
 	// handler. All survive reloads.
 	self   []prometheus.Collector
@@ -81,8 +83,9 @@ type fleetOptions struct {
 	FlagSources []collector.Source // the flags' sources
 	Env         buildEnv
 	Exporter    collector.Options
-	// Shared are the process's own collectors to serve from every generation (build info,
-	// process, Go), gathered at most once per Exporter.SelfMetricsMaxAge.
+	// Shared are more collectors of the process's own to serve from every generation,
+	// gathered at most once per Exporter.SelfMetricsMaxAge (the process and Go metrics and
+	// build info are Exporter.Self).
 	Shared []prometheus.Collector
 	// Landing builds a generation's landing page; nil: none.
 	Landing func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
@@ -191,7 +194,10 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := exp.RegisterSelf(append(slices.Clone(fl.self), fl.shared...)...); err != nil {
+	if err := exp.RegisterSelf(fl.self...); err != nil {
+		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
+	}
+	if err := exp.RegisterShared(fl.shared...); err != nil {
 		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
 	}
 	gen.exp = exp

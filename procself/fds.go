@@ -1,0 +1,89 @@
+package procself
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// OpenFDs counts the process's open file descriptors. Since Linux 6.2 the size of
+// /proc/self/fd is that count (one stat, as procfs's FileDescriptorsLen does); before, the
+// directory's entries are counted with getdents into a buffer the Reader keeps (the
+// directory's own descriptor is counted, as a listing counts it).
+func (r *Reader) OpenFDs() (int, error) {
+	path := r.proc + "/self/fd"
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Size > 0 {
+		return int(st.Size), nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.countEntries(path)
+}
+
+// maxDirents bounds the count (a process has at most its RLIMIT_NOFILE descriptors).
+const maxDirents = 1 << 24
+
+func (r *Reader) countEntries(path string) (int, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer syscall.Close(fd)
+	if r.dirBuf == nil {
+		r.dirBuf = make([]byte, 16<<10)
+	}
+	count := 0
+	for {
+		n, err := syscall.ReadDirent(fd, r.dirBuf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("getdents %s: %w", path, err)
+		}
+		if n <= 0 {
+			return count, nil
+		}
+		names := 0
+		for b := r.dirBuf[:n]; len(b) > 0; {
+			// struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name, NUL, padding to 8.
+			if len(b) < 19 {
+				return 0, fmt.Errorf("getdents %s: short record", path)
+			}
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 24 || reclen > len(b) {
+				return 0, fmt.Errorf("getdents %s: bad record length %d", path, reclen)
+			}
+			name := b[19:reclen]
+			if !(name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) {
+				names++
+			}
+			b = b[reclen:]
+		}
+		if count += names; count > maxDirents {
+			return 0, fmt.Errorf("%s: more than %d entries", path, maxDirents)
+		}
+	}
+}
+
+// Limits are the process's soft limits that the process metrics show, as getrlimit gives
+// them (RLIM_INFINITY: the largest uint64, as procfs reads "unlimited").
+type Limits struct {
+	OpenFiles    uint64
+	AddressSpace uint64
+}
+
+// ReadLimits reads the soft limits of open files and address space.
+func ReadLimits() (Limits, error) {
+	var nofile, as syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		return Limits{}, fmt.Errorf("getrlimit(RLIMIT_NOFILE): %w", err)
+	}
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
+		return Limits{}, fmt.Errorf("getrlimit(RLIMIT_AS): %w", err)
+	}
+	return Limits{OpenFiles: nofile.Cur, AddressSpace: as.Cur}, nil
+}

@@ -1,0 +1,162 @@
+package procself
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/procfs"
+)
+
+// The readings are procfs's, the library client_golang's process collector reads them with.
+func TestMatchesProcfs(t *testing.T) {
+	r := NewReader()
+	p, err := procfs.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StartTicks != want.Starttime || got.UTime < uint64(want.UTime) || got.STime < uint64(want.STime) ||
+		got.CPUSeconds() < want.CPUTime() {
+		t.Errorf("stat %+v, procfs %+v", got, want)
+	}
+	if got.VSize == 0 || got.RSS <= 0 {
+		t.Errorf("stat %+v", got)
+	}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := fs.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := r.BootTime()
+	if err != nil || bt != ks.BootTime {
+		t.Errorf("boot time %d (%v), procfs %d", bt, err, ks.BootTime)
+	}
+	wantStart, _ := want.StartTime()
+	if start := float64(bt) + float64(got.StartTicks)/UserHZ; start != wantStart {
+		t.Errorf("start time %v, procfs %v", start, wantStart)
+	}
+
+	// A soft address-space limit of its own, so that "unlimited" is not all that is compared.
+	var as syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: min(as.Max, 1<<42), Max: as.Max}); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_AS, &as)
+	lim, err := ReadLimits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := p.Limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lim.OpenFiles != pl.OpenFiles || lim.AddressSpace != pl.AddressSpace || lim.AddressSpace != min(as.Max, 1<<42) {
+		t.Errorf("limits %+v, procfs %d %d", lim, pl.OpenFiles, pl.AddressSpace)
+	}
+
+	fds, err := r.OpenFDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfds, err := p.FileDescriptorsLen()
+	if err != nil || fds != pfds {
+		t.Errorf("open fds %d, procfs %d (%v)", fds, pfds, err)
+	}
+	// The count without the fast path: the entries, the listing's own descriptor included.
+	n, err := r.countEntries("/proc/self/fd")
+	if err != nil || n != pfds+1 {
+		t.Errorf("counted %d entries (%v), want %d + the directory's own", n, err, pfds)
+	}
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more, _ := r.OpenFDs(); more != fds+1 {
+		t.Errorf("%d open fds after opening one more, was %d", more, fds)
+	}
+	f.Close()
+
+	ns, err := r.Netstat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn, err := p.Netstat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.InOctets < *pn.InOctets || ns.OutOctets < *pn.OutOctets || ns.InOctets == 0 {
+		t.Errorf("netstat %+v, procfs %v %v", ns, *pn.InOctets, *pn.OutOctets)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (we) ird (x) S 1 2 3 4 5 6 7 8 9 10 111 222 13 14 15 16 17 18 333 444 555 19 20\n"
+	s, err := parseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (s != Stat{UTime: 111, STime: 222, StartTicks: 333, VSize: 444, RSS: 555}) {
+		t.Errorf("%+v", s)
+	}
+	if s.CPUSeconds() != 3.33 {
+		t.Errorf("cpu %v", s.CPUSeconds())
+	}
+	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 -1 222 13 14 15 16 17 18 333 444 555",
+		"1 (x) S 1 2 3 4 5 6 7 8 9 10 111 222 13 14 15 16 17 18 333 99999999999999999999999 555"} {
+		if _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParseNetstat(t *testing.T) {
+	in := "TcpExt: A B\nTcpExt: 1 2\nIpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 123 456\n"
+	ns, err := parseNetstat([]byte(in))
+	if err != nil || ns != (Netstat{123, 456}) {
+		t.Errorf("%+v %v", ns, err)
+	}
+	if ns, err := parseNetstat([]byte("TcpExt: A\nTcpExt: 1\n")); err != nil || ns != (Netstat{}) {
+		t.Errorf("no IpExt: %+v %v", ns, err)
+	}
+	for _, bad := range []string{"IpExt: InOctets OutOctets\nIpExt: 1\n", "IpExt: InOctets\nIpExt: x\n", "IpExt: InOctets\nTcpExt: 1\n"} {
+		if _, err := parseNetstat([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// Every read is bounded: a file over the bound is an error, not a bigger buffer.
+func TestReadBounded(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big")
+	if err := os.WriteFile(path, []byte(strings.Repeat("x", 100<<10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Reader{proc: dir}
+	if _, err := r.readFile(path, 64<<10); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("err %v", err)
+	}
+	b, err := r.readFile(path, 100<<10)
+	if err != nil || len(b) != 100<<10 {
+		t.Errorf("%d bytes, %v", len(b), err)
+	}
+	if _, err := r.Stat(); err == nil {
+		t.Error("no error without a stat file")
+	}
+}
