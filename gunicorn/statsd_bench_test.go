@@ -70,3 +70,21 @@ func BenchmarkParseStatsdLine(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStatsdHandleBatch measures the listener's handling of a full read: batchSize
+// datagrams of the capture under one lock.
+func BenchmarkStatsdHandleBatch(b *testing.B) {
+	dgs := fixtureDatagrams(b)
+	s := NewStatsdState(StatsdConfig{TagLabels: []string{"env", "svc"}})
+	var bt batch
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bt.datagrams = bt.datagrams[:0]
+		for j := range batchSize {
+			bt.datagrams = append(bt.datagrams, dgs[(i*batchSize+j)%len(dgs)])
+		}
+		s.handleBatch(bt)
+	}
+	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "lines/s")
+}

@@ -1,7 +1,6 @@
 package gunicorn
 
 import (
-	"encoding/binary"
 	"net"
 	"syscall"
 	"unsafe"
@@ -90,20 +89,6 @@ func enableDropCount(conn net.PacketConn) {
 	_ = raw.Control(func(fd uintptr) {
 		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
 	})
-}
-
-// datagramDrops extracts the SO_RXQ_OVFL count from a datagram's control messages.
-func datagramDrops(oob []byte) (uint32, bool) {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_RXQ_OVFL && len(m.Data) >= 4 {
-			return binary.NativeEndian.Uint32(m.Data), true
-		}
-	}
-	return 0, false
 }
 
 // kernelDrops returns a reader of the socket's drop count now, from

@@ -129,14 +129,6 @@ func (l *StatsdListener) listen() (net.PacketConn, error) {
 // readBuffer is the socket receive buffer asked for.
 const readBuffer = 4 << 20
 
-type msgReader interface {
-	ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
-}
-
-type unixMsgReader interface {
-	ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error)
-}
-
 func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -145,10 +137,13 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 	if l.Network == "unixgram" {
 		defer os.Remove(l.Address)
 	}
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, 128)
+	r, err := newBatchReader(conn)
+	if err != nil {
+		return err
+	}
+	var dgs [batchSize][]byte
 	for {
-		n, oobn, flags, err := readMsg(conn, buf, oob)
+		n, err := r.read()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return err
@@ -159,26 +154,18 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return err
 		}
-		if drops, ok := datagramDrops(oob[:oobn]); ok {
-			l.State.SetSocketDrops(drops)
+		b := batch{datagrams: dgs[:0]}
+		for i := range n {
+			d, truncated := r.datagram(i)
+			if truncated {
+				b.tooLong++
+			} else {
+				b.datagrams = append(b.datagrams, d)
+			}
+			if drops, ok := r.drops(i); ok {
+				b.drops, b.stamped = drops, true
+			}
 		}
-		if flags&syscall.MSG_TRUNC != 0 {
-			l.State.Drop(DropTooLong)
-			continue
-		}
-		l.State.HandleDatagram(buf[:n])
+		l.State.handleBatch(b)
 	}
-}
-
-func readMsg(conn net.PacketConn, buf, oob []byte) (n, oobn, flags int, err error) {
-	switch c := conn.(type) {
-	case msgReader:
-		n, oobn, flags, _, err = c.ReadMsgUDP(buf, oob)
-		return n, oobn, flags, err
-	case unixMsgReader:
-		n, oobn, flags, _, err = c.ReadMsgUnix(buf, oob)
-		return n, oobn, flags, err
-	}
-	n, _, err = conn.ReadFrom(buf)
-	return n, 0, 0, err
 }

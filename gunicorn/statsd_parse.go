@@ -93,13 +93,17 @@ func ParseStatsdLine(line []byte) (StatsdSample, error) {
 		return s, drop(DropSyntax, "no name:value")
 	}
 	name, rest := line[:colon], line[colon+1:]
-	sections := bytes.Split(rest, []byte{'|'})
-	if len(sections) < 2 || len(sections) > 8 {
+	// up to 8 sections, split without allocating
+	if k := bytes.Count(rest, []byte{'|'}); k < 1 || k > 7 {
 		return s, drop(DropSyntax, "want value|type[|@rate][|#tags]")
 	}
-	valueText, typ := sections[0], string(sections[1])
+	valueText, rest, _ := bytes.Cut(rest, []byte{'|'})
+	typBytes, rest, more := bytes.Cut(rest, []byte{'|'})
+	typ := string(typBytes)
 	s.Rate = 1
-	for _, sec := range sections[2:] {
+	for more {
+		var sec []byte
+		sec, rest, more = bytes.Cut(rest, []byte{'|'})
 		switch {
 		case len(sec) > 1 && sec[0] == '@':
 			r, err := strconv.ParseFloat(string(sec[1:]), 64)

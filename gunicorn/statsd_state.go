@@ -109,6 +109,9 @@ type StatsdState struct {
 	recent  *list.List
 	evicted float64
 	drops   socketDrops
+	// scratch of handleLine, kept to allocate nothing for a line of a known combination
+	values [][]byte // tag-label values of the line, in the order of cfg.TagLabels
+	key    []byte   // the values joined by 0xff: the key of s.groups
 }
 
 // statsdSeries is one combination of tag-label values and its place in the recency list.
@@ -123,7 +126,8 @@ func NewStatsdState(cfg StatsdConfig) *StatsdState {
 	if cfg.MaxSeries == 0 {
 		cfg.MaxSeries = DefaultMaxSeries
 	}
-	s := &StatsdState{cfg: cfg, now: time.Now, dropped: map[string]float64{}, groups: map[string]*statsdSeries{}, recent: list.New()}
+	s := &StatsdState{cfg: cfg, now: time.Now, dropped: map[string]float64{}, groups: map[string]*statsdSeries{}, recent: list.New(),
+		values: make([][]byte, len(cfg.TagLabels))}
 	for _, r := range DropReasons {
 		s.dropped[r] = 0
 	}
@@ -134,8 +138,39 @@ func NewStatsdState(cfg StatsdConfig) *StatsdState {
 func (s *StatsdState) HandleDatagram(b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.datagrams++
 	s.last = s.now()
+	s.handleDatagram(b)
+}
+
+// batch is what one read of the socket returned.
+type batch struct {
+	datagrams [][]byte // received whole
+	tooLong   int      // datagrams the socket cut short: dropped whole
+	drops     uint32   // the socket's drop count stamped on the last datagram (SO_RXQ_OVFL)
+	stamped   bool     // whether drops is set
+}
+
+// handleBatch aggregates the datagrams of one read under one lock.
+func (s *StatsdState) handleBatch(b batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.stamped {
+		s.drops.set(b.drops)
+	}
+	s.datagrams += float64(b.tooLong)
+	s.dropped[DropTooLong] += float64(b.tooLong)
+	if len(b.datagrams) == 0 {
+		return
+	}
+	s.last = s.now()
+	for _, d := range b.datagrams {
+		s.handleDatagram(d)
+	}
+}
+
+// handleDatagram aggregates one datagram; s.mu is held.
+func (s *StatsdState) handleDatagram(b []byte) {
+	s.datagrams++
 	for len(b) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -175,16 +210,25 @@ func (s *StatsdState) handleLine(line []byte) string {
 	if !finite(n) || !finite(inc) { // the parser's bounds keep both finite; never trust it
 		return DropValue
 	}
-	values, ok := s.tagValues(sample.Tags)
-	if !ok {
+	if !s.tagValues(sample.Tags) {
 		return DropTags
 	}
-	key := strings.Join(values, "\xff")
-	series := s.groups[key]
+	s.key = s.key[:0]
+	for i, v := range s.values {
+		if i > 0 {
+			s.key = append(s.key, '\xff')
+		}
+		s.key = append(s.key, v...)
+	}
+	series := s.groups[string(s.key)] // no allocation for the lookup
 	if series == nil {
 		// A new combination is checked on a fresh group before it takes a place: a line
 		// that is dropped evicts nothing.
-		series = &statsdSeries{key: key, StatsdGroup: StatsdGroup{TagValues: values, Status: map[int]float64{},
+		values := make([]string, len(s.values))
+		for i, v := range s.values {
+			values[i] = string(v)
+		}
+		series = &statsdSeries{key: string(s.key), StatsdGroup: StatsdGroup{TagValues: values, Status: map[int]float64{},
 			Logs: map[string]float64{}, Buckets: make([]float64, len(DurationBuckets))}}
 		if reason := apply(&series.StatsdGroup, sample, n, inc); reason != "" {
 			return reason
@@ -275,28 +319,31 @@ func apply(g *StatsdGroup, sample StatsdSample, n, inc float64) string {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// tagValues picks the configured tag labels out of a dogstatsd tag section.
-func (s *StatsdState) tagValues(tags []byte) ([]string, bool) {
-	values := make([]string, len(s.cfg.TagLabels))
+// tagValues picks the configured tag labels out of a dogstatsd tag section into s.values
+// (slices of tags, nil for a label absent); false if the section is unusable.
+func (s *StatsdState) tagValues(tags []byte) bool {
+	clear(s.values)
 	if len(tags) == 0 {
-		return values, true
+		return true
 	}
 	if bytes.Count(tags, []byte{','}) >= maxTags {
-		return nil, false
+		return false
 	}
-	for _, t := range bytes.Split(tags, []byte{','}) {
+	for more := true; more; {
+		var t []byte
+		t, tags, more = bytes.Cut(tags, []byte{','})
 		k, v, _ := bytes.Cut(t, []byte{':'})
 		for i, want := range s.cfg.TagLabels {
 			if string(k) != want {
 				continue
 			}
 			if len(v) > maxTagValueLen || !utf8.Valid(v) {
-				return nil, false
+				return false
 			}
-			values[i] = string(v)
+			s.values[i] = v
 		}
 	}
-	return values, true
+	return true
 }
 
 // Snapshot copies the state.

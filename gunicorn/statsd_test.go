@@ -424,19 +424,27 @@ func TestStatsdSocketDropsCounted(t *testing.T) {
 		}
 	}
 	st := NewStatsdState(StatsdConfig{})
-	buf, oob := make([]byte, maxDatagram), make([]byte, 128)
+	r, err := newBatchReader(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	received := 0
 	read := func() bool {
 		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		n, oobn, _, err := readMsg(conn, buf, oob)
+		n, err := r.read()
 		if err != nil {
 			return false
 		}
-		received++
-		st.HandleDatagram(buf[:n])
-		if d, ok := datagramDrops(oob[:oobn]); ok {
-			st.SetSocketDrops(d)
+		received += n
+		var b batch
+		for i := range n {
+			d, _ := r.datagram(i)
+			b.datagrams = append(b.datagrams, d)
+			if drops, ok := r.drops(i); ok {
+				b.drops, b.stamped = drops, true
+			}
 		}
+		st.handleBatch(b)
 		return true
 	}
 	for read() {
