@@ -5,22 +5,23 @@ import (
 	"syscall"
 )
 
-// OpenFDs counts the process's open file descriptors. Since Linux 6.2 the size of
-// /proc/self/fd is that count (one stat, as procfs's FileDescriptorsLen does); before, the
-// directory's entries are counted with getdents into a buffer the Reader keeps (the
-// directory's own descriptor is counted, as a listing counts it).
+// OpenFDs counts the process's open file descriptors, but for those the Reader keeps. Since
+// Linux 6.2 the size of /proc/self/fd is that count (one stat, as procfs's
+// FileDescriptorsLen does); before, the directory's entries are counted with getdents into a
+// buffer the Reader keeps (the directory's own descriptor is counted, as a listing counts it).
 func (r *Reader) OpenFDs() (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	path := r.proc + "/self/fd"
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return 0, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if st.Size > 0 {
-		return int(st.Size), nil
+		return int(st.Size) - len(r.kept), nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.countEntries(path)
+	n, err := r.countEntries(path)
+	return n - len(r.kept), err
 }
 
 // maxDirents bounds the count (a process has at most its RLIMIT_NOFILE descriptors).

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/procfs"
 )
@@ -74,9 +75,12 @@ func TestMatchesProcfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(r.kept) != 1 { // stat; netstat is read below
+		t.Fatalf("%d descriptors kept", len(r.kept))
+	}
 	pfds, err := p.FileDescriptorsLen()
-	if err != nil || fds != pfds {
-		t.Errorf("open fds %d, procfs %d (%v)", fds, pfds, err)
+	if err != nil || fds != pfds-1 {
+		t.Errorf("open fds %d, procfs %d (%v): the kept descriptor is not counted", fds, pfds, err)
 	}
 	// The count without the fast path: the entries, the listing's own descriptor included.
 	n, err := r.countEntries("/proc/self/fd")
@@ -149,14 +153,56 @@ func TestReadBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Reader{proc: dir}
-	if _, err := r.readFile(path, 64<<10); err == nil || !strings.Contains(err.Error(), "longer than") {
+	if _, err := r.readFile(path, 64<<10, false); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("err %v", err)
 	}
-	b, err := r.readFile(path, 100<<10)
+	b, err := r.readFile(path, 100<<10, true)
 	if err != nil || len(b) != 100<<10 {
 		t.Errorf("%d bytes, %v", len(b), err)
 	}
 	if _, err := r.Stat(); err == nil {
 		t.Error("no error without a stat file")
+	}
+	if len(r.kept) != 1 {
+		t.Errorf("%d descriptors kept, want the big file's", len(r.kept))
+	}
+	// Grown past the bound while kept open: an error, and the file is let go.
+	if err := os.WriteFile(path, []byte(strings.Repeat("x", 200<<10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.readFile(path, 100<<10, true); err == nil || len(r.kept) != 0 {
+		t.Errorf("err %v, %d kept", err, len(r.kept))
+	}
+	r.Close()
+}
+
+// A kept descriptor reads the file afresh: the CPU time moves.
+func TestKeptStatMoves(t *testing.T) {
+	r := NewReader()
+	defer r.Close()
+	a, err := r.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for start := a; ; {
+		if time.Now().After(deadline) {
+			t.Fatal("utime+stime did not move in 10 s of work: the kept descriptor reads an old copy")
+		}
+		for i := range 1 << 20 {
+			x += i
+		}
+		b, err := r.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.UTime+b.STime > start.UTime+start.STime {
+			break
+		}
+	}
+	_ = x
+	if len(r.kept) != 1 {
+		t.Errorf("%d kept", len(r.kept))
 	}
 }

@@ -32,26 +32,60 @@ func (s Stat) CPUSeconds() float64 { return float64(s.UTime+s.STime) / UserHZ }
 // ResidentBytes is the resident set in bytes.
 func (s Stat) ResidentBytes() float64 { return float64(s.RSS * int64(os.Getpagesize())) }
 
-// Reader reads the process's figures into buffers it keeps. It may be used by several
-// goroutines: a reading holds its lock.
+// Reader reads the process's figures into buffers it keeps. It keeps /proc/self/stat and
+// /proc/self/net/netstat open once read (opening a file of /proc costs two to three times
+// reading it again from offset 0) and does not count them among the process's open
+// descriptors. It may be used by several goroutines: a reading holds its lock.
 type Reader struct {
 	mu     sync.Mutex
 	proc   string // the /proc mount: "/proc" but in tests
 	buf    []byte
 	dirBuf []byte
+	kept   map[string]int // open descriptors by path
 }
 
 // NewReader returns a Reader of the process's own figures under /proc.
-func NewReader() *Reader { return &Reader{proc: "/proc"} }
+func NewReader() *Reader { return &Reader{proc: "/proc", kept: map[string]int{}} }
 
-// readFile reads path (at most max bytes; more is an error) into the Reader's buffer, which
-// grows as needed and is kept for the next read.
-func (r *Reader) readFile(path string, max int) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+// Kept is the number of descriptors the Reader keeps open.
+func (r *Reader) Kept() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.kept)
+}
+
+// Close closes the descriptors the Reader keeps; a later reading opens them again.
+func (r *Reader) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for path, fd := range r.kept {
+		syscall.Close(fd)
+		delete(r.kept, path)
 	}
-	defer syscall.Close(fd)
+}
+
+// readFile reads path from its start (at most max bytes; more is an error) into the Reader's
+// buffer, which grows as needed and is kept for the next read. The file is kept open when
+// keep; on an error it is closed, and opened again by the next read.
+func (r *Reader) readFile(path string, max int, keep bool) (_ []byte, err error) {
+	fd, ok := r.kept[path]
+	if !ok {
+		if fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		if keep {
+			if r.kept == nil {
+				r.kept = map[string]int{}
+			}
+			r.kept[path] = fd
+		}
+	}
+	defer func() {
+		if !keep || err != nil {
+			syscall.Close(fd)
+			delete(r.kept, path)
+		}
+	}()
 	if r.buf == nil {
 		r.buf = make([]byte, 0, 8<<10)
 	}
@@ -64,7 +98,7 @@ func (r *Reader) readFile(path string, max int) ([]byte, error) {
 			b = append(b, make([]byte, min(cap(b), max+1-len(b)))...)[:len(b)]
 			r.buf = b[:0]
 		}
-		n, err := syscall.Read(fd, b[len(b):cap(b)])
+		n, err := syscall.Pread(fd, b[len(b):cap(b)], int64(len(b)))
 		if err == syscall.EINTR {
 			continue
 		}
@@ -86,7 +120,7 @@ func (r *Reader) readFile(path string, max int) ([]byte, error) {
 func (r *Reader) Stat() (Stat, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := r.readFile(r.proc+"/self/stat", maxStatBytes)
+	b, err := r.readFile(r.proc+"/self/stat", maxStatBytes, true)
 	if err != nil {
 		return Stat{}, err
 	}
