@@ -93,21 +93,28 @@ type seriesState struct {
 	at      int         // index in its family's list
 	mark    uint64      // the last merge that matched it with a live series
 	gone    bool        // dropped from the store: cached pointers to it are stale
+	// A recording merge's target ids (+1; 0: none yet) of value, count and sum.
+	tValue, tCount, tSum int32
 }
 
 type bucketState struct {
 	le float64
 	n  xsum
+	t  int32 // a recording merge's target id (+1; 0: none yet)
 }
 
 func (s *seriesState) bucket(le float64) *xsum {
+	return &s.buckets[s.bucketIndex(le)].n
+}
+
+func (s *seriesState) bucketIndex(le float64) int {
 	for i := range s.buckets {
 		if s.buckets[i].le == le {
-			return &s.buckets[i].n
+			return i
 		}
 	}
 	s.buckets = append(s.buckets, bucketState{le: le})
-	return &s.buckets[len(s.buckets)-1].n
+	return len(s.buckets) - 1
 }
 
 type gaugeSample struct {
@@ -168,6 +175,29 @@ type merger struct {
 	order []*famState
 	// sizes: gauge samples per family at the previous merge, to size the slices at once.
 	sizes map[famKey]int
+
+	// record: add returns each entry's target (see plan.go), and keys lists the keys met.
+	record bool
+	tgts   []tgtRef
+	keys   []*Key
+}
+
+// tgtRef is where a recording merge put an entry: an accumulator of a series (value, count,
+// sum or bucket i), or the gauge sample i of a family.
+type tgtRef struct {
+	s    *seriesState
+	fam  *famState
+	role uint8
+	i    int32
+}
+
+// target returns the target id kept in *id, assigning the next one when there is none.
+func (m *merger) target(id *int32, ref tgtRef) int32 {
+	if *id == 0 {
+		m.tgts = append(m.tgts, ref)
+		*id = int32(len(m.tgts))
+	}
+	return *id - 1
 }
 
 func newMerger(epoch uint64, sizes map[famKey]int) *merger {
@@ -185,8 +215,9 @@ func (m *merger) gaugeSizes() map[famKey]int {
 	return out
 }
 
-// add merges one entry of a file.
-func (m *merger) add(k *Key, f *FileName, at pos, v, ts float64) {
+// add merges one entry of a file. A recording merge returns the entry's target id (-1: the
+// entry is dropped); others return -1.
+func (m *merger) add(k *Key, f *FileName, at pos, v, ts float64) int32 {
 	c := &k.merge
 	if c.epoch != m.epoch || c.typ != f.Type {
 		m.resolve(k, f.Type, at)
@@ -197,24 +228,46 @@ func (m *merger) add(k *Key, f *FileName, at pos, v, ts float64) {
 		fam.mode, fam.last = f.Mode, at
 	}
 	s := c.series
+	t := int32(-1)
 	switch c.role {
 	case roleValue:
 		s.value.add(v)
+		if m.record {
+			t = m.target(&s.tValue, tgtRef{s: s, role: roleValue})
+		}
 	case roleCount:
 		s.count.add(v)
+		if m.record {
+			t = m.target(&s.tCount, tgtRef{s: s, role: roleCount})
+		}
 	case roleSum:
 		s.sum.add(v)
+		if m.record {
+			t = m.target(&s.tSum, tgtRef{s: s, role: roleSum})
+		}
 	case roleBucket:
-		s.bucket(k.le).add(v)
+		i := s.bucketIndex(k.le)
+		s.buckets[i].n.add(v)
+		if m.record {
+			t = m.target(&s.buckets[i].t, tgtRef{s: s, role: roleBucket, i: int32(i)})
+		}
 	case roleGauge:
 		fam.gauges = append(fam.gauges, gaugeSample{s, f.PIDLabel, v, ts, at})
+		if m.record {
+			m.tgts = append(m.tgts, tgtRef{fam: fam, role: roleGauge, i: int32(len(fam.gauges) - 1)})
+			t = int32(len(m.tgts) - 1)
+		}
 	default:
 		fam.bad++
 	}
+	return t
 }
 
 func (m *merger) resolve(k *Key, typ string, at pos) {
 	c := &k.merge
+	if m.record && c.epoch != m.epoch {
+		m.keys = append(m.keys, k)
+	}
 	*c = mergeCache{epoch: m.epoch, typ: typ}
 	fk := famKey{k.Metric, typ}
 	fam := m.fams[fk]

@@ -192,6 +192,8 @@ type Reader struct {
 	now          func() time.Time
 
 	gaugeSizes map[famKey]int // gauge samples per family at the last read
+	plan       *plan          // of the last full read, while its files' layouts stay (plan.go)
+	planned    int            // reads served through a plan (tests)
 
 	bufs      sync.Pool
 	entryPool sync.Pool
@@ -334,6 +336,19 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		return nil, fetch.Errorf(fetch.ReasonTooLarge, "%s holds more than the %d entry limit", dir, r.opts.MaxEntries)
 	}
 
+	if r.plan != nil && !snap.Store.Rechecked && !snap.Store.Reset {
+		ok, err := r.readPlanned(ctx, dir, dfd, &dst, jobs, fold, snap)
+		if ok {
+			if err != nil {
+				return nil, err
+			}
+			r.planned++
+			return r.finishRead(dir, snap, r.plan.m, false)
+		}
+		r.epoch++ // the plan's merge must not be mistaken for this read's
+	}
+	r.plan = nil
+
 	infos := make([]FileInfo, len(jobs))
 	mapBudget := max(0, maxMapped-r.mapCount)
 	for i, fs := range jobs {
@@ -388,6 +403,8 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	}()
 
 	m := newMerger(r.epoch, r.gaugeSizes)
+	pb := planBuilder{ok: !r.opts.NoMmap}
+	m.record = pb.ok
 	for i, fs := range jobs {
 		var res *fileResult
 		select {
@@ -407,6 +424,9 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		fs.info = res.info
 		fs.foreign = res.problem != nil && (res.problem.Reason == FileReasonSymlink || res.problem.Reason == FileReasonNotRegular)
+		if res.problem != nil || res.info.Folded {
+			pb.ok, m.record = false, false
+		}
 		if res.problem != nil {
 			r.keep(fs, res.cache)
 			if !(res.problem.Reason == FileReasonVanished && fs.fn.Live()) {
@@ -426,12 +446,22 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		r.keep(fs, res.cache)
 		at := pos{file: fs.name}
+		var tgts []int32
+		if pb.ok {
+			tgts = make([]int32, len(res.entries))
+		}
 		for j, e := range res.entries {
+			t := int32(-1)
 			if e.key != nil {
 				at.idx = int32(j)
-				m.add(e.key, &fs.fn, at, e.v, e.ts)
+				t = m.add(e.key, &fs.fn, at, e.v, e.ts)
+			}
+			if tgts != nil {
+				tgts[j] = t
 			}
 		}
+		pb.addFile(fs, res, tgts)
+		m.record = pb.ok
 		snap.Entries += len(res.entries)
 		snap.Bytes += int64(res.info.Used)
 		snap.Dropped[EntryReasonBadKey] += res.bad
@@ -442,12 +472,28 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	if snap.Store.Folded > 0 || r.activeDirty {
 		r.buildActive()
 	}
+	var p *plan
+	if pb.ok {
+		p = pb.build(m, r.opts.Workers, snap.Entries, snap.Bytes, snap.Dropped[EntryReasonBadKey], snap.Dropped[EntryReasonKeyTooLong])
+	}
+	snap, err = r.finishRead(dir, snap, m, true)
+	if err == nil {
+		r.plan = p
+	}
+	return snap, err
+}
+
+// finishRead merges the read's families with the store's and completes snap. fresh: m is a new
+// merge (not a plan's again).
+func (r *Reader) finishRead(dir string, snap *Snapshot, m *merger, fresh bool) (*Snapshot, error) {
 	var st *store
 	if len(r.store.fams) > 0 {
 		st = r.store
 	}
 	snap.Families = m.finish(st, snap.Dropped)
-	r.gaugeSizes = m.gaugeSizes()
+	if fresh {
+		r.gaugeSizes = m.gaugeSizes()
+	}
 	if r.opts.MaxSeries > 0 {
 		n := 0
 		for i := range snap.Families {

@@ -144,6 +144,11 @@ func (a *xsum) addSum(b *xsum) {
 	}
 }
 
+// reset empties the sum, keeping the partials' array.
+func (a *xsum) reset() {
+	*a = xsum{lo: a.lo[:0]}
+}
+
 // clone returns a copy that shares nothing with a.
 func (a *xsum) clone() xsum {
 	c := *a

@@ -1,0 +1,137 @@
+package multiproc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestMultiprocPlannedMatchesRead: a mapping reader serves warm reads through its plan (the
+// values of unchanged layouts added into the last full merge's accumulators) and must serve
+// exactly what a reader that copies and parses every file at every read serves, through values
+// rewritten in place (every type and gauge mode, NaN, -0, infinities, overflowing sums, never-set
+// and equal timestamps), entries appended, files truncated under the mapping, replaced, deleted
+// and added.
+func TestMultiprocPlannedMatchesRead(t *testing.T) {
+	for seed := uint64(0); seed < storeSeeds; seed++ {
+		plannedScenario(t, seed)
+	}
+}
+
+func plannedScenario(t *testing.T, seed uint64) {
+	d := &storeDir{t: t, dir: t.TempDir(), rnd: rand.New(rand.NewPCG(seed, 11)), files: map[string][]testEntry{}, gens: map[string]Generation{}}
+	for pid := 200; pid < 206; pid++ {
+		d.writer(pid)
+	}
+	got := NewReader(Options{Workers: 1 + int(seed%3)})
+	defer got.Close()
+	ref := NewReader(Options{NoMmap: true})
+	defer ref.Close()
+	names := func() []string {
+		var out []string
+		for n := range d.files {
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	kindOf := func(name string) string {
+		fn, _ := ParseFileName(name)
+		if fn.Mode != "" {
+			return fn.Type + "_" + fn.Mode
+		}
+		return fn.Type
+	}
+	planned := 0
+	for step := 0; step < 40; step++ {
+		ns := names()
+		name := ns[d.rnd.IntN(len(ns))]
+		what := ""
+		switch op := d.rnd.IntN(12); {
+		case op < 7:
+			what = "values"
+			for _, n := range ns {
+				if d.rnd.IntN(2) == 0 {
+					continue
+				}
+				es := slices.Clone(d.files[n])
+				for i := range es {
+					es[i].v = d.value()
+					es[i].ts = float64(d.rnd.IntN(3))
+				}
+				d.write(n, es, false)
+			}
+		case op == 7:
+			what = "append"
+			d.write(name, append(slices.Clone(d.files[name]), d.entries(kindOf(name))...), false)
+		case op == 8:
+			what = "truncate"
+			if err := os.Truncate(filepath.Join(d.dir, name), int64(d.rnd.IntN(3)*4)); err != nil {
+				t.Fatal(err)
+			}
+			d.files[name] = nil
+		case op == 9:
+			what = "replace"
+			d.write(name, d.entries(kindOf(name)), true)
+		case op == 10 && len(ns) > 1:
+			what = "delete"
+			if err := os.Remove(filepath.Join(d.dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			delete(d.files, name)
+		default:
+			what = "new writer"
+			d.writer(300 + step)
+		}
+		for pass := 0; pass < 3; pass++ {
+			before := got.planned
+			g, err := got.Read(context.Background(), d.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := ref.Read(context.Background(), d.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("seed %d step %d (%s %s) pass %d planned %v", seed, step, what, name, pass, got.planned > before)
+			compareMerges(t, what, g, w)
+			if g.Entries != w.Entries || g.Bytes != w.Bytes || len(g.Files) != len(w.Files) || len(g.Problems) != len(w.Problems) {
+				t.Fatalf("%s: entries %d bytes %d files %d problems %d, want %d %d %d %d", what, g.Entries, g.Bytes,
+					len(g.Files), len(g.Problems), w.Entries, w.Bytes, len(w.Files), len(w.Problems))
+			}
+			for i := range w.Files {
+				gf, wf := g.Files[i], w.Files[i]
+				gf.mayMap, wf.mayMap = false, false
+				if gf != wf {
+					t.Fatalf("%s: file %+v, want %+v", what, g.Files[i], w.Files[i])
+				}
+			}
+			if pass > 0 && len(g.Problems) == 0 && got.planned == before {
+				t.Fatalf("%s: a warm read of an unchanged directory was not planned", what)
+			}
+			if got.planned > before {
+				planned++
+			}
+			if pass == 0 && what != "" && d.rnd.IntN(2) == 0 {
+				// Values change between the warm reads too.
+				for _, n := range names() {
+					es := slices.Clone(d.files[n])
+					if len(es) == 0 {
+						continue
+					}
+					for i := range es {
+						es[i].v = d.value()
+					}
+					d.write(n, es, false)
+				}
+			}
+		}
+	}
+	if planned < 20 {
+		t.Fatalf("seed %d: only %d planned reads", seed, planned)
+	}
+}
