@@ -11,7 +11,7 @@ import (
 // Decode parses a stats document held in memory, under DefaultLimits. Anything that is not one
 // JSON object of the expected shape is an error with reason decode.
 func Decode(b []byte) (*Stats, error) {
-	return decode(newBytesScanner(b), Limits{})
+	return decode(newBytesScanner(b), Limits{}, nil)
 }
 
 // DecodeFrom reads a stats document from r as it arrives and parses it, keeping what lim
@@ -23,7 +23,9 @@ func Decode(b []byte) (*Stats, error) {
 // request variables (cores[].vars), unknown keys and uWSGI's built-in worker metrics are read
 // past, never stored.
 func DecodeFrom(r io.Reader, maxSize int64, lim Limits) (*Stats, error) {
-	return decode(newStreamScanner(r, maxSize), lim)
+	b := scanBuffers.Get().(*scanBuf)
+	defer scanBuffers.Put(b)
+	return decode(&scanner{r: r, buf: b.read[:0], max: maxSize, scratch: b.scratch[:0]}, lim, b)
 }
 
 // decoder is a scanner with the stats schema: what remains of each cap, what was left out,
@@ -39,9 +41,18 @@ type decoder struct {
 	}
 }
 
-func decode(s *scanner, lim Limits) (*Stats, error) {
+// decode reads one document from s; keep, if not nil, gets back s's buffers (the scratch may
+// have grown) for the next decode.
+func decode(s *scanner, lim Limits, keep *scanBuf) (*Stats, error) {
 	lim = lim.withDefaults()
 	d := &decoder{scanner: *s, lim: lim, left: lim}
+	if keep != nil {
+		defer func() {
+			if cap(d.scratch) <= 8<<10 { // a larger string cap's scratch is not kept
+				keep.scratch = d.scratch[:0]
+			}
+		}()
+	}
 	c, ok := d.peek()
 	if !ok {
 		if d.err == nil {

@@ -169,7 +169,7 @@ func checkAgainstStdlib(t *testing.T, b []byte) {
 	}
 	if got.Dropped.Any() {
 		// Past a cap the two differ by design: compare without caps.
-		if got, err = decode(newBytesScanner(b), unlimited); err != nil || got.Dropped.Any() {
+		if got, err = decode(newBytesScanner(b), unlimited, nil); err != nil || got.Dropped.Any() {
 			t.Fatalf("without caps: %v, dropped %s", err, got.Dropped.String())
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -43,9 +44,17 @@ func newBytesScanner(b []byte) *scanner {
 	return &scanner{buf: b, max: int64(len(b)), eof: true}
 }
 
-func newStreamScanner(r io.Reader, maxSize int64) *scanner {
-	return &scanner{r: r, buf: make([]byte, 0, streamBuffer), max: maxSize}
+// scanBuf is a stream decode's read buffer and string scratch, kept in scanBuffers between
+// decodes: each is used by one decode at a time, and nothing decoded points into them (kept
+// strings are copies).
+type scanBuf struct {
+	read    []byte // cap streamBuffer
+	scratch []byte // as grown by the last decode (up to StringBytes), kept up to 8 KiB
 }
+
+// scanBuffers saves a scrape the garbage of a 32 KiB read buffer. It holds about as many as
+// decodes ran at once, and the garbage collector empties it when they go unused.
+var scanBuffers = sync.Pool{New: func() any { return &scanBuf{read: make([]byte, 0, streamBuffer)} }}
 
 // offset is the document offset of the next unread byte.
 func (s *scanner) offset() int64 { return s.off + int64(s.pos) }
