@@ -307,8 +307,13 @@ var negotiations struct {
 	m map[string]negotiation
 }
 
-// maxNegotiations bounds the Accept headers remembered: the others are negotiated each time.
-const maxNegotiations = 64
+// maxNegotiations bounds the Accept headers remembered, and maxNegotiatedLen the length of
+// one: the others are negotiated each time (at most 64 x 512 bytes are kept, whatever the
+// requests send).
+const (
+	maxNegotiations  = 64
+	maxNegotiatedLen = 512
+)
 
 // negotiate chooses the answer's format as promhttp does (expfmt.NegotiateAccept with the
 // OpenMetrics formats offered).
@@ -326,7 +331,7 @@ func negotiate(h http.Header) negotiation {
 	if negotiations.m == nil {
 		negotiations.m = map[string]negotiation{}
 	}
-	if len(negotiations.m) < maxNegotiations {
+	if len(negotiations.m) < maxNegotiations && len(accept) <= maxNegotiatedLen {
 		negotiations.m[accept] = n
 	}
 	negotiations.Unlock()

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
 // recorder is a slog handler that keeps each record's level and message.
@@ -240,5 +241,30 @@ promhttp_metric_handler_requests_total{code="503"} 1
 `
 	if body != want {
 		t.Fatalf("got\n%s\nwant\n%s", body, want)
+	}
+}
+
+// The remembered negotiation is expfmt's, and what is remembered is bounded: a long Accept
+// header is negotiated every time, not kept.
+func TestNegotiateRemembersBounded(t *testing.T) {
+	long := "text/plain;version=0.0.4;" + strings.Repeat("x=y;", 200)
+	for _, accept := range []string{"", "application/openmetrics-text; version=1.0.0", "text/plain;version=1.0.0;escaping=allow-utf-8", long} {
+		h := http.Header{}
+		if accept != "" {
+			h.Set("Accept", accept)
+		}
+		want := expfmt.NegotiateAccept(h, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+		for range 2 {
+			if got := negotiate(h); got.format != want {
+				t.Errorf("Accept %q: %q, expfmt %q", accept, got.format, want)
+			}
+		}
+	}
+	negotiations.RLock()
+	_, kept := negotiations.m[long]
+	n := len(negotiations.m)
+	negotiations.RUnlock()
+	if kept || n > maxNegotiations {
+		t.Errorf("long header kept %v, %d remembered", kept, n)
 	}
 }
