@@ -1,5 +1,11 @@
 package multiproc
 
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
 // Gauges are merged by the mode of the last file holding the family. Python applies the mode
 // to the samples in file order; min, max, mostrecent and all depend on that order (NaN, -0
 // against +0, equal timestamps, one pid label in two files). The store folds files in any
@@ -189,8 +195,82 @@ type pidKey struct {
 	pid string
 }
 
+// allLayout is the series of an all-mode gauge family of a merge with nothing from the store:
+// their labels (with the pid), sorted as the exporter sorts series, and the series of each
+// gauge sample. It holds while the merge does (a plan's merge is served again and again).
+type allLayout struct {
+	labels [][]Label
+	slot   []int32 // per gauge sample
+}
+
+// allSeries serves an all-mode gauge family that has no store part: one series per series and
+// pid label, the last sample by position (the samples are in merge order, so the last one).
+func (m *merger) allSeries(live *famState) []Series {
+	l := live.all
+	if l == nil {
+		l = &allLayout{slot: make([]int32, len(live.gauges))}
+		idx := make(map[pidKey]int32, len(live.gauges))
+		var first []int32 // a sample of each series
+		for j, g := range live.gauges {
+			k := pidKey{g.s.id, g.pid}
+			i, ok := idx[k]
+			if !ok {
+				i = int32(len(first))
+				idx[k] = i
+				first = append(first, int32(j))
+			}
+			l.slot[j] = i
+		}
+		order := make([]int32, len(first))
+		for i := range order {
+			order[i] = int32(i)
+		}
+		labels := make([][]Label, len(first))
+		for i, j := range first {
+			g := live.gauges[j]
+			labels[i] = withPid(g.s.labels, g.pid)
+		}
+		slices.SortStableFunc(order, func(a, b int32) int { return compareLabelValues(labels[a], labels[b]) })
+		rank := make([]int32, len(order))
+		l.labels = make([][]Label, len(order))
+		for r, i := range order {
+			rank[i] = int32(r)
+			l.labels[r] = labels[i]
+		}
+		for j := range l.slot {
+			l.slot[j] = rank[l.slot[j]]
+		}
+		live.all = l
+	}
+	out := make([]Series, len(l.labels))
+	for i := range out {
+		out[i].Labels = l.labels[i]
+	}
+	for j := range live.gauges {
+		out[l.slot[j]].Value = live.gauges[j].v
+	}
+	return out
+}
+
+// compareLabelValues orders label sets as the exporter sorts series: fewer labels first, then
+// by the values in label name order.
+func compareLabelValues(a, b []Label) int {
+	if len(a) != len(b) {
+		return cmp.Compare(len(a), len(b))
+	}
+	for i := range a {
+		if c := strings.Compare(a[i].Value, b[i].Value); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
 // gaugeAll serves one series per series and pid label: the last sample by position.
 func (m *merger) gaugeAll(live, fold *famState) []Series {
+	if fold == nil && live != nil {
+		return m.allSeries(live)
+	}
 	type slot struct {
 		labels []Label
 		pid    string

@@ -79,6 +79,7 @@ type famState struct {
 	series map[string]*seriesState
 	list   []*seriesState
 	gauges []gaugeSample // a scrape's gauge samples, in merge order (the store keeps gaugeParts)
+	all    *allLayout    // all-mode gauges without the store: the series, kept while the merge is
 	gone   bool          // dropped from the store: cached pointers to it are stale
 }
 
