@@ -2,6 +2,7 @@ package multiproc
 
 import (
 	"context"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -124,10 +125,16 @@ func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Gen
 		return nil, stop
 	}
 	if len(lay.keys) != len(entries) || changed {
+		if cap(lay.keys) < len(entries) {
+			lay.keys = make([]*Key, 0, len(entries))
+		}
 		lay.keys = lay.keys[:0]
 		for _, e := range entries {
 			lay.keys = append(lay.keys, e.key)
 		}
+	}
+	if cap(offs) > len(offs)+len(offs)/8+8 {
+		offs = slices.Clone(offs) // kept between reads: without append's room to grow
 	}
 	lay.offs = offs
 	for i := range entries {

@@ -47,9 +47,11 @@ type planFile struct {
 	v2    bool
 	info  FileInfo
 	parts [][]uint64 // per worker: value offset << 32 | target
-	// The first and last entries' keys, where they stand (a bad key's too, unlike sameEnds).
+	// The first and last entries' keys, where they stand (a bad key's too, unlike sameEnds);
+	// hasEnds false for a file without entries.
 	first, last     string
 	firstAt, lastAt int
+	hasEnds         bool
 }
 
 // planTarget is an xsum to add values to, or a gauge sample to set.
@@ -123,14 +125,14 @@ func (f *planFile) setEnds() (ok bool) {
 	if !ok1 || !ok2 {
 		return false
 	}
-	f.first, f.last = string(first), string(last)
+	f.first, f.last, f.hasEnds = string(first), string(last), true
 	return true
 }
 
 // sameEnds reports whether data still holds the file's first and last keys where they were.
 func (f *planFile) sameEnds(data []byte) bool {
-	if len(f.lay.offs) == 0 {
-		return true
+	if !f.hasEnds {
+		return true // no entries: the used field says it all
 	}
 	first, ok1 := keyAt(data, f.firstAt)
 	last, ok2 := keyAt(data, f.lastAt)
@@ -209,6 +211,10 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 		}
 	}
 	m.tgts = nil
+	for i := range p.files {
+		// The parts hold the offsets now; a full read walks such a file's keys again.
+		p.files[i].lay.offs = nil
+	}
 	p.entries, p.bytes, p.bad, p.long = entries, bytes, bad, long
 	return p
 }
@@ -300,8 +306,18 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (e
 			off := int(e >> 32)
 			v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
 			t := &p.tg[uint32(e)]
-			if t.x != nil {
-				t.x.add(v)
+			if x := t.x; x != nil {
+				// xsum.add's short path, inlined: one partial, a finite and exact sum.
+				if len(x.lo) == 0 {
+					s := x.hi + v
+					bb := s - x.hi
+					if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
+						x.hi = s
+						x.n++
+						continue
+					}
+				}
+				x.add(v)
 				continue
 			}
 			t.g.v = v

@@ -207,10 +207,13 @@ func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, inf
 	if c != nil && c.lay != nil && c.lay.ino == ino {
 		lay = c.lay
 	}
-	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
+	// A plan holds the value offsets of the files it reads (the layout's were dropped): such a
+	// file's keys are walked again, compared with the layout's, not looked up.
+	offsets := lay != nil && len(lay.offs) == len(lay.keys)
+	if offsets && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
 		lay = nil // rewritten in place, not appended to: parsed afresh
 	}
-	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
+	if lay != nil && offsets && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
 		// Mapped, same inode (held by the mapping, so never reused), same size and the same
 		// first and last keys: the append-only file has the same entries; read the values only.
 		res.cache.lay = lay
