@@ -73,7 +73,10 @@ func (r *Reader) Close() {
 // truncated under us. No lock is ever held across a read of data without a deferred unlock
 // (a fault must not leave keysMu held, or every later read and forget would block on it), and
 // a key is parsed from a copy of its bytes, never from the mapping.
-func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Generation, lay *layout, res *fileResult, bud *budget) ([]fileEntry, error) {
+//
+// res.parsed tells whether the entries' keys differ from prev (the keys of the file's last
+// read; a bad key counts as the same bad key).
+func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Generation, lay *layout, prev []*Key, res *fileResult, bud *budget) ([]fileEntry, error) {
 	entries := r.getEntries(used/64 + 16)
 	offs := lay.offs[:0:0]
 	known := lay.keys
@@ -119,6 +122,10 @@ func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Gen
 	})
 	if stop == nil {
 		stop = r.spend(bud, len(entries)%ctxEvery)
+	}
+	res.parsed = len(prev) != len(entries)
+	for i := 0; i < len(entries) && !res.parsed; i++ {
+		res.parsed = prev[i] != entries[i].key
 	}
 	if stop != nil {
 		r.putEntries(entries)

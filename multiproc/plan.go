@@ -47,6 +47,7 @@ type planFile struct {
 	v2    bool
 	info  FileInfo
 	parts [][]uint64 // per worker: value offset << 32 | target
+	rest  []int32    // the value offsets of the entries without a target
 	// The first and last entries' keys, where they stand (a bad key's too, unlike sameEnds);
 	// hasEnds false for a file without entries.
 	first, last     string
@@ -207,12 +208,14 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 			if t >= 0 {
 				w := owner(t)
 				f.parts[w] = append(f.parts[w], uint64(uint32(offs[j]))<<32|uint64(uint32(t)))
+			} else {
+				f.rest = append(f.rest, offs[j])
 			}
 		}
 	}
 	m.tgts = nil
 	for i := range p.files {
-		// The parts hold the offsets now; a full read walks such a file's keys again.
+		// The parts hold the offsets now; drop gives them back to the layouts.
 		p.files[i].lay.offs = nil
 	}
 	p.entries, p.bytes, p.bad, p.long = entries, bytes, bad, long
@@ -222,6 +225,44 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 // errPlanFault: a mapped file faulted under a planned read (truncated): the full read finds out
 // which and why.
 var errPlanFault = errors.New("memory fault in a planned read")
+
+// drop gives the layouts back the value offsets the plan holds, for the full read that
+// replaces it: merged from the parts and the rest, which are each in entry order.
+func (p *plan) drop() {
+	for i := range p.files {
+		f := &p.files[i]
+		if f.lay.offs != nil {
+			continue
+		}
+		n := len(f.rest)
+		for _, part := range f.parts {
+			n += len(part)
+		}
+		offs := make([]int32, 0, n)
+		at := make([]int, len(f.parts))
+		r := 0
+		for len(offs) < n {
+			best, from := int64(math.MaxInt64), -1
+			for w, part := range f.parts {
+				if at[w] < len(part) {
+					if o := int64(part[at[w]] >> 32); o < best {
+						best, from = o, w
+					}
+				}
+			}
+			if r < len(f.rest) && int64(f.rest[r]) < best {
+				best, from = int64(f.rest[r]), len(f.parts)
+			}
+			if from == len(f.parts) {
+				r++
+			} else {
+				at[from]++
+			}
+			offs = append(offs, int32(best))
+		}
+		f.lay.offs = offs
+	}
+}
 
 // errPlanStale: a file of the plan changed (its inode, size, used field or ends).
 var errPlanStale = errors.New("a file changed since the plan was made")

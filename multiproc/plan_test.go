@@ -15,7 +15,8 @@ import (
 // exactly what a reader that copies and parses every file at every read serves, through values
 // rewritten in place (every type and gauge mode, NaN, -0, infinities, overflowing sums, never-set
 // and equal timestamps), entries appended, files truncated under the mapping, replaced, deleted
-// and added.
+// and added. A plan is made by a full read that finds every file as the last read left it, so
+// the third read of an unchanged directory is planned.
 func TestMultiprocPlannedMatchesRead(t *testing.T) {
 	for seed := uint64(0); seed < storeSeeds; seed++ {
 		plannedScenario(t, seed)
@@ -110,7 +111,7 @@ func plannedScenario(t *testing.T, seed uint64) {
 					t.Fatalf("%s: file %+v, want %+v", what, g.Files[i], w.Files[i])
 				}
 			}
-			if pass > 0 && len(g.Problems) == 0 && got.planned == before {
+			if pass == 2 && len(g.Problems) == 0 && got.planned == before {
 				t.Fatalf("%s: a warm read of an unchanged directory was not planned", what)
 			}
 			if got.planned > before {

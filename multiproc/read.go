@@ -229,6 +229,7 @@ type fileResult struct {
 	long    int // entries with a key over the length cap
 	buf     *[]byte
 	cache   *cached // what to keep of the file for the next read
+	parsed  bool    // its entries' keys were walked (new or changed layout), not only its values read
 	st      fileStatAt
 }
 
@@ -347,7 +348,10 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		r.epoch++ // the plan's merge must not be mistaken for this read's
 	}
-	r.plan = nil
+	if r.plan != nil {
+		r.plan.drop()
+		r.plan = nil
+	}
 
 	infos := make([]FileInfo, len(jobs))
 	mapBudget := max(0, maxMapped-r.mapCount)
@@ -424,7 +428,9 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		fs.info = res.info
 		fs.foreign = res.problem != nil && (res.problem.Reason == FileReasonSymlink || res.problem.Reason == FileReasonNotRegular)
-		if res.problem != nil || res.info.Folded {
+		if res.problem != nil || res.info.Folded || res.parsed {
+			// A plan is made by a full read that found every file as the last one left
+			// it: not while files change from one read to the next.
 			pb.ok, m.record = false, false
 		}
 		if res.problem != nil {

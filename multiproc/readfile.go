@@ -204,16 +204,15 @@ func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, inf
 	}
 	data = data[:used]
 	var lay *layout
+	var prev []*Key // the keys of the file's last read, to tell whether its layout changed
 	if c != nil && c.lay != nil && c.lay.ino == ino {
 		lay = c.lay
+		prev = lay.keys
 	}
-	// A plan holds the value offsets of the files it reads (the layout's were dropped): such a
-	// file's keys are walked again, compared with the layout's, not looked up.
-	offsets := lay != nil && len(lay.offs) == len(lay.keys)
-	if offsets && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
+	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
 		lay = nil // rewritten in place, not appended to: parsed afresh
 	}
-	if lay != nil && offsets && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
+	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c {
 		// Mapped, same inode (held by the mapping, so never reused), same size and the same
 		// first and last keys: the append-only file has the same entries; read the values only.
 		res.cache.lay = lay
@@ -239,7 +238,7 @@ func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, inf
 	}
 	lay.ino, lay.used, lay.gen = ino, used, gen
 	res.info.Used, res.info.Generation = used, gen
-	entries, err := r.resolveKeys(ctx, data, used, gen, lay, res, bud)
+	entries, err := r.resolveKeys(ctx, data, used, gen, lay, prev, res, bud)
 	if err != nil {
 		lay.keys, lay.offs, lay.used = nil, nil, 0
 		return fail(err)
