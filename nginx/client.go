@@ -29,6 +29,10 @@ type Client struct {
 	target Target
 	opts   Options
 	http   *http.Client
+	// direct reads plain-HTTP targets without the transport's goroutines (direct.go); nil for
+	// https. It serves only while http uses the transport NewClient made (tests swap it).
+	direct *direct
+	own    http.RoundTripper
 }
 
 // NewClient returns a client for t. Its transport is its own: a unix target's dialer never
@@ -56,14 +60,21 @@ func NewClient(t Target, opts Options) *Client {
 		}
 		o.TLS = cfg
 	}
-	return &Client{target: t, opts: opts, http: fetch.NewHTTPClient(o)}
+	c := &Client{target: t, opts: opts, http: fetch.NewHTTPClient(o), direct: newDirect(t, opts)}
+	c.own = c.http.Transport
+	return c
 }
 
 // Target returns the target the client reads.
 func (c *Client) Target() Target { return c.target }
 
 // Close drops the client's idle connection.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+	if c.direct != nil {
+		c.direct.close()
+	}
+}
 
 // Fetch reads and parses the page under ctx's deadline. Errors carry a fetch reason:
 // connect, permission, timeout, read, too_large, http_status or decode.
@@ -76,6 +87,9 @@ func (c *Client) Fetch(ctx context.Context) (StubStatus, error) {
 }
 
 func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
+	if c.direct != nil && c.http.Transport == c.own {
+		return c.direct.fetch(ctx, c.opts.MaxBodySize, c.target.Redacted())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.target.URL.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building the request: %w", err)

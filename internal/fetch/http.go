@@ -215,6 +215,11 @@ const (
 
 func newHeaderConn(c net.Conn) *headerConn { return &headerConn{Conn: c} }
 
+// NewHeaderConn wraps c with the header cap of NewHTTPClient's connections, for a client
+// that reads answers on c itself (http.ReadResponse): the same ErrHeaderTooLarge and
+// ErrNotHTTP, typed errors of reason too_large and decode.
+func NewHeaderConn(c net.Conn) net.Conn { return newHeaderConn(c) }
+
 func (c *headerConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.state != inHeader { // a new request (several writes of one request start it once)

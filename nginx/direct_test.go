@@ -1,0 +1,126 @@
+package nginx
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A plain-HTTP target is read on the calling goroutine (direct.go) with the request the
+// transport sent: method, path and query, Host, basic auth, User-Agent; one connection serves
+// every fetch.
+func TestDirectRequestAndReuse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, p, ok := r.BasicAuth()
+			if r.Method != "GET" || r.URL.RequestURI() != "/basic_status?a=b" || r.Host != "status.internal" ||
+				!ok || u != "prom" || p != "s3cr:et" || r.UserAgent() != "wsgi_exporter" {
+				http.Error(w, fmt.Sprintf("%s %s host %q auth %q %q ua %q", r.Method, r.URL, r.Host, u, p, r.UserAgent()), 400)
+				return
+			}
+			fmt.Fprint(w, idleBody)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	tgt, err := ParseAddress("unix:" + sock + ":/basic_status?a=b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(tgt, Options{Username: "prom", Password: "s3cr:et", Host: "status.internal"})
+	defer c.Close()
+	if c.direct == nil {
+		t.Fatal("no direct path for a plain-HTTP target")
+	}
+	for i := range 3 {
+		st, err := fetchTimeout(c, 5*time.Second)
+		if err != nil || st != idleStatus {
+			t.Fatalf("fetch %d: %+v %v", i, st, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 fetches, want 1", n)
+	}
+}
+
+// rawServer answers each request on a connection with answer(i), i counting the requests of
+// the server; closeAfter closes the connection after each answer.
+func rawServer(t *testing.T, closeAfter bool, answer func(i int) string) (string, *atomic.Int32) {
+	t.Helper()
+	var conns, reqs atomic.Int32
+	addr := listenTCP(t, func(conn net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(conn)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if _, err := conn.Write([]byte(answer(int(reqs.Add(1))))); err != nil || closeAfter {
+				return
+			}
+		}
+	})
+	return addr, &conns
+}
+
+func okAnswer(extra string) string {
+	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s", len(idleBody), extra, idleBody)
+}
+
+// A kept connection the server closed while idle is replaced once, as the transport retries
+// a GET; informational answers, chunked bodies and "Connection: close" are read as the
+// transport reads them.
+func TestDirectAnswers(t *testing.T) {
+	chunked := fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(idleBody), idleBody)
+	for _, tc := range []struct {
+		name       string
+		closeAfter bool
+		answer     string
+		conns      int32
+	}{
+		{"closed while idle", true, okAnswer(""), 3},
+		{"kept", false, okAnswer(""), 1},
+		{"Connection: close", false, okAnswer("Connection: close\r\n"), 3},
+		{"100 Continue first", false, "HTTP/1.1 100 Continue\r\n\r\n" + okAnswer(""), 1},
+		{"chunked", false, chunked, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, conns := rawServer(t, tc.closeAfter, func(int) string { return tc.answer })
+			tgt, err := ParseAddress("http://" + addr + "/stub_status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := NewClient(tgt, Options{})
+			defer c.Close()
+			if c.direct == nil {
+				t.Fatal("no direct path")
+			}
+			for i := range 3 {
+				st, err := fetchTimeout(c, 5*time.Second)
+				if err != nil || st != idleStatus {
+					t.Fatalf("fetch %d: %+v %v", i, st, err)
+				}
+				time.Sleep(10 * time.Millisecond) // lets the server close
+			}
+			if n := conns.Load(); n != tc.conns {
+				t.Errorf("%d connections, want %d", n, tc.conns)
+			}
+		})
+	}
+}
