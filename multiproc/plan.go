@@ -126,8 +126,17 @@ func (f *planFile) setEnds() (ok bool) {
 	if !ok1 || !ok2 {
 		return false
 	}
-	f.first, f.last, f.hasEnds = string(first), string(last), true
+	f.first, f.last, f.hasEnds = keyString(first, f.lay.keys[0]), keyString(last, f.lay.keys[n-1]), true
 	return true
+}
+
+// keyString is raw as a string: the parsed key's own copy when it is that key (no copy kept
+// per file), else a copy.
+func keyString(raw []byte, k *Key) string {
+	if k != nil && k != longKey && k.raw == string(raw) {
+		return k.raw
+	}
+	return string(raw)
 }
 
 // sameEnds reports whether data still holds the file's first and last keys where they were.
@@ -214,6 +223,11 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 		}
 	}
 	m.tgts = nil
+	// The lookups of a merge in progress: a plan's merge is only served again.
+	m.fams = nil
+	for _, f := range m.order {
+		f.series = nil
+	}
 	for i := range p.files {
 		// The parts hold the offsets now; drop gives them back to the layouts.
 		p.files[i].lay.offs = nil
