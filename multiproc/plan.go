@@ -47,7 +47,12 @@ type planFile struct {
 	v2    bool
 	info  FileInfo
 	parts [][]uint64 // per worker: value offset << 32 | target
-	rest  []int32    // the value offsets of the entries without a target
+	// Or, when every target is below 2^16 and every offset within 64 KiB of the worker's
+	// previous one in the file (the usual case), half the size: per worker the first offset
+	// and (offset - previous offset) << 16 | target.
+	cparts [][]uint32
+	bases  []uint32
+	rest   []int32 // the value offsets of the entries without a target
 	// The first and last entries' keys, where they stand (a bad key's too, unlike sameEnds);
 	// hasEnds false for a file without entries.
 	first, last     string
@@ -197,28 +202,63 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 		}
 		return workers - 1
 	}
-	// One backing array for every part.
-	back := make([]uint64, total)
 	per := make([]int, workers)
+	first := make([]int32, workers)
+	prev := make([]int32, workers)
+	seen := make([]bool, workers)
 	for i := range p.files {
 		f := &p.files[i]
+		offs := f.lay.offs
+		tgts := b.tgts[i]
 		clear(per)
-		for _, t := range b.tgts[i] {
-			if t >= 0 {
-				per[owner(t)]++
+		clear(seen)
+		compact := !planWide
+		n := 0
+		for j, t := range tgts {
+			if t < 0 {
+				f.rest = append(f.rest, offs[j])
+				continue
 			}
+			w := owner(t)
+			per[w]++
+			n++
+			if t >= 1<<16 {
+				compact = false
+			}
+			if !seen[w] {
+				seen[w], first[w] = true, offs[j]
+			} else if offs[j]-prev[w] >= 1<<16 {
+				compact = false
+			}
+			prev[w] = offs[j]
 		}
+		if compact {
+			back := make([]uint32, n)
+			f.cparts = make([][]uint32, workers)
+			f.bases = make([]uint32, workers)
+			for w := range f.cparts {
+				f.cparts[w], back = back[:0:per[w]], back[per[w]:]
+				f.bases[w] = uint32(first[w])
+				prev[w] = first[w]
+			}
+			for j, t := range tgts {
+				if t >= 0 {
+					w := owner(t)
+					f.cparts[w] = append(f.cparts[w], uint32(offs[j]-prev[w])<<16|uint32(t))
+					prev[w] = offs[j]
+				}
+			}
+			continue
+		}
+		back := make([]uint64, n)
 		f.parts = make([][]uint64, workers)
 		for w := range f.parts {
 			f.parts[w], back = back[:0:per[w]], back[per[w]:]
 		}
-		offs := f.lay.offs
-		for j, t := range b.tgts[i] {
+		for j, t := range tgts {
 			if t >= 0 {
 				w := owner(t)
 				f.parts[w] = append(f.parts[w], uint64(uint32(offs[j]))<<32|uint64(uint32(t)))
-			} else {
-				f.rest = append(f.rest, offs[j])
 			}
 		}
 	}
@@ -236,6 +276,9 @@ func (b *planBuilder) build(m *merger, workers int, entries int, bytes int64, ba
 	return p
 }
 
+// planWide makes every plan's parts wide (tests of both layouts).
+var planWide = false
+
 // errPlanFault: a mapped file faulted under a planned read (truncated): the full read finds out
 // which and why.
 var errPlanFault = errors.New("memory fault in a planned read")
@@ -248,31 +291,37 @@ func (p *plan) drop() {
 		if f.lay.offs != nil {
 			continue
 		}
+		lists := [][]int32{f.rest}
 		n := len(f.rest)
-		for _, part := range f.parts {
-			n += len(part)
+		for w := range f.parts {
+			l := make([]int32, len(f.parts[w]))
+			for j, e := range f.parts[w] {
+				l[j] = int32(e >> 32)
+			}
+			lists = append(lists, l)
+			n += len(l)
+		}
+		for w := range f.cparts {
+			l := make([]int32, len(f.cparts[w]))
+			off := int32(f.bases[w])
+			for j, e := range f.cparts[w] {
+				off += int32(e >> 16)
+				l[j] = off
+			}
+			lists = append(lists, l)
+			n += len(l)
 		}
 		offs := make([]int32, 0, n)
-		at := make([]int, len(f.parts))
-		r := 0
+		at := make([]int, len(lists))
 		for len(offs) < n {
-			best, from := int64(math.MaxInt64), -1
-			for w, part := range f.parts {
-				if at[w] < len(part) {
-					if o := int64(part[at[w]] >> 32); o < best {
-						best, from = o, w
-					}
+			best, from := int32(math.MaxInt32), -1
+			for k, l := range lists {
+				if at[k] < len(l) && (from < 0 || l[at[k]] < best) {
+					best, from = l[at[k]], k
 				}
 			}
-			if r < len(f.rest) && int64(f.rest[r]) < best {
-				best, from = int64(f.rest[r]), len(f.parts)
-			}
-			if from == len(f.parts) {
-				r++
-			} else {
-				at[from]++
-			}
-			offs = append(offs, int32(best))
+			at[from]++
+			offs = append(offs, best)
 		}
 		f.lay.offs = offs
 	}
@@ -356,31 +405,60 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (e
 	for i := range p.files {
 		f := &p.files[i]
 		data := f.c.data
-		part := f.parts[w]
-		for _, e := range part {
-			off := int(e >> 32)
-			v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
-			t := &p.tg[uint32(e)]
-			if x := t.x; x != nil {
-				// xsum.add's short path, inlined: one partial, a finite and exact sum.
-				if len(x.lo) == 0 {
-					s := x.hi + v
-					bb := s - x.hi
-					if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
-						x.hi = s
-						x.n++
-						continue
+		if f.cparts != nil {
+			part := f.cparts[w]
+			off := int(f.bases[w])
+			for _, e := range part {
+				off += int(e >> 16)
+				v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
+				t := &p.tg[e&0xffff]
+				if x := t.x; x != nil {
+					// xsum.add's short path, inlined: one partial, a finite and exact sum.
+					if len(x.lo) == 0 {
+						s := x.hi + v
+						bb := s - x.hi
+						if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
+							x.hi = s
+							x.n++
+							continue
+						}
 					}
+					x.add(v)
+					continue
 				}
-				x.add(v)
-				continue
+				t.g.v = v
+				if f.v2 {
+					t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+				}
 			}
-			t.g.v = v
-			if f.v2 {
-				t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+			n += len(part)
+		} else {
+			part := f.parts[w]
+			for _, e := range part {
+				off := int(e >> 32)
+				v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
+				t := &p.tg[uint32(e)]
+				if x := t.x; x != nil {
+					if len(x.lo) == 0 {
+						s := x.hi + v
+						bb := s - x.hi
+						if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
+							x.hi = s
+							x.n++
+							continue
+						}
+					}
+					x.add(v)
+					continue
+				}
+				t.g.v = v
+				if f.v2 {
+					t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+				}
 			}
+			n += len(part)
 		}
-		if n += len(part); n >= ctxEvery {
+		if n >= ctxEvery {
 			n = 0
 			if err := ctx.Err(); err != nil {
 				return err

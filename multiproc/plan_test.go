@@ -18,9 +18,13 @@ import (
 // and added. A plan is made by a full read that finds every file as the last read left it, so
 // the third read of an unchanged directory is planned.
 func TestMultiprocPlannedMatchesRead(t *testing.T) {
-	for seed := uint64(0); seed < storeSeeds; seed++ {
-		plannedScenario(t, seed)
+	for _, wide := range []bool{false, true} {
+		planWide = wide
+		for seed := uint64(0); seed < storeSeeds; seed++ {
+			plannedScenario(t, seed)
+		}
 	}
+	planWide = false
 }
 
 func plannedScenario(t *testing.T, seed uint64) {
