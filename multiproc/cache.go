@@ -78,7 +78,7 @@ func (r *Reader) Close() {
 // read; a bad key counts as the same bad key).
 func (r *Reader) resolveKeys(ctx context.Context, data []byte, used int, gen Generation, lay *layout, prev []*Key, res *fileResult, bud *budget) ([]fileEntry, error) {
 	entries := r.getEntries(used/64 + 16)
-	offs := lay.offs[:0:0]
+	offs := make([]int32, 0, len(lay.keys)) // a file only grows: the last read's count, or more
 	known := lay.keys
 	changed := false
 	var stop error
