@@ -140,3 +140,30 @@ func plannedScenario(t *testing.T, seed uint64) {
 		t.Fatalf("seed %d: only %d planned reads", seed, planned)
 	}
 }
+
+// A full read that builds a plan and then fails (here: the all-mode gauges make more merged
+// series than MaxSeries although the distinct keys fit) must leave the files readable: every
+// read fails the same way, none succeeds with the files skipped as faults.
+func TestMultiprocFailedPlannedReadKeepsLayouts(t *testing.T) {
+	dir := t.TempDir()
+	for pid := 300; pid < 304; pid++ {
+		data := encodeDB(GenTimestamp, 0,
+			testEntry{key: `["g", "g", {"a": "1"}, "G."]`, v: float64(pid)},
+			testEntry{key: `["g", "g", {"a": "2"}, "G."]`, v: 1})
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("gauge_all_%d.db", pid)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(Options{MaxSeries: 4})
+	defer r.Close()
+	for i := range 8 {
+		snap, err := r.Read(context.Background(), dir)
+		if err == nil {
+			n := 0
+			for _, f := range snap.Families {
+				n += len(f.Series)
+			}
+			t.Fatalf("read %d succeeded with %d series and problems %v; want every read over the limit", i, n, snap.Problems)
+		}
+	}
+}

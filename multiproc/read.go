@@ -483,8 +483,11 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		p = pb.build(m, r.opts.Workers, snap.Entries, snap.Bytes, snap.Dropped[EntryReasonBadKey], snap.Dropped[EntryReasonKeyTooLong])
 	}
 	snap, err = r.finishRead(dir, snap, m, true)
-	if err == nil {
+	switch {
+	case err == nil:
 		r.plan = p
+	case p != nil:
+		p.drop() // the layouts get their value offsets back: the next read is a full one
 	}
 	return snap, err
 }

@@ -209,6 +209,9 @@ func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, inf
 		lay = c.lay
 		prev = lay.keys
 	}
+	if lay != nil && len(lay.offs) != len(lay.keys) {
+		lay = nil // its value offsets are a plan's (one that was not kept): parsed afresh
+	}
 	if lay != nil && lay.used == used && res.cache != nil && res.cache.data != nil && res.cache == c && !sameEnds(data, lay) {
 		lay = nil // rewritten in place, not appended to: parsed afresh
 	}
