@@ -167,7 +167,8 @@ func (d *direct) roundTrip(ctx context.Context, dc *directConn, max int64, targe
 	if err != nil {
 		return nil, false, true, fail(err)
 	}
-	defer resp.Body.Close()
+	// The body is not closed on an error: closing a body of http.ReadResponse reads the rest
+	// of it, up to the deadline. The connection is closed instead (keep is false).
 	if resp.StatusCode != http.StatusOK {
 		return nil, false, true, fetch.Errorf(fetch.ReasonHTTPStatus, "nginx answered %s, want 200 OK", resp.Status)
 	}
@@ -181,5 +182,8 @@ func (d *direct) roundTrip(ctx context.Context, dc *directConn, max int64, targe
 		}
 		return nil, false, true, fmt.Errorf("reading the body: %w", err)
 	}
-	return b, !resp.Close, true, nil
+	// Kept only when nothing follows the answer (bytes after the body would be read as the
+	// next answer) and the context's deadline was not set on the connection meanwhile.
+	keep = !resp.Close && dc.br.Buffered() == 0 && stop()
+	return b, keep, true, nil
 }

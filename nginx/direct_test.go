@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
 // A plain-HTTP target is read on the calling goroutine (direct.go) with the request the
@@ -122,5 +125,70 @@ func TestDirectAnswers(t *testing.T) {
 				t.Errorf("%d connections, want %d", n, tc.conns)
 			}
 		})
+	}
+}
+
+// An answer that is refused (not 200, or announcing a body over the cap) ends the fetch at
+// once and closes the connection, as the transport does: its body is not read to the end.
+func TestDirectRefusedAnswerNotDrained(t *testing.T) {
+	for _, head := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n",
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 1000000000\r\n\r\n",
+	} {
+		var sent atomic.Int64
+		addr := listenTCP(t, func(conn net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+				return
+			}
+			if _, err := conn.Write([]byte(head)); err != nil {
+				return
+			}
+			chunk := make([]byte, 1<<10)
+			for { // a slow body, until the client hangs up
+				n, err := conn.Write(chunk)
+				sent.Add(int64(n))
+				if err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+		tgt, err := ParseAddress("http://" + addr + "/stub_status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := NewClient(tgt, Options{MaxBodySize: 4096})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		deadline, _ := ctx.Deadline()
+		_, err = c.Fetch(ctx)
+		left := time.Until(deadline)
+		cancel()
+		c.Close()
+		// Draining the body would last until the deadline; the refusal comes at the header.
+		if err == nil || fetch.ReasonOf(err) == fetch.ReasonTimeout || left < 8*time.Second {
+			t.Errorf("%q: %v with %v of the 10s left; want the refusal at once", head, err, left)
+		}
+	}
+}
+
+// Bytes after an answer's body (a wrong Content-Length, an answer nobody asked for) are not
+// taken for the next answer: the connection is not kept.
+func TestDirectTrailingBytesNotKept(t *testing.T) {
+	stale := "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot nginx"
+	addr, conns := rawServer(t, false, func(int) string { return okAnswer("") + stale })
+	tgt, err := ParseAddress("http://" + addr + "/stub_status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(tgt, Options{})
+	defer c.Close()
+	for i := range 3 {
+		st, err := fetchTimeout(c, 5*time.Second)
+		if err != nil || st != idleStatus {
+			t.Fatalf("fetch %d: %+v %v", i, st, err)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (none kept with bytes after the body)", n)
 	}
 }
