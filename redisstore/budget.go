@@ -41,8 +41,21 @@ type countedConn struct {
 	b *budget
 }
 
+// room is how many bytes one read may ask for: what is left of the limit, and one more so
+// that passing it is seen; all of p without a limit.
+func (b *budget) room(n int) int {
+	l := b.limit.Load()
+	if l <= 0 {
+		return n
+	}
+	return int(min(int64(n), max(l-b.used.Load(), 0)+1))
+}
+
 func (c *countedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	// A reply's large value is read straight into its buffer (bufio passes big reads through),
+	// and one read returns what the socket holds, megabytes with a large receive buffer: ask for
+	// no more than the budget allows.
+	n, err := c.Conn.Read(p[:c.b.room(len(p))])
 	if n > 0 {
 		if berr := c.b.take(n); berr != nil {
 			return n, berr
