@@ -405,59 +405,51 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (e
 	for i := range p.files {
 		f := &p.files[i]
 		data := f.c.data
+		// An entry is either compact (cparts: the offset a delta from the previous one, 16
+		// bits of target) or wide (parts: 32 bits of offset, 32 of target); one loop reads both.
+		var part []uint64
+		var cpart []uint32
+		off := 0
+		count := 0
 		if f.cparts != nil {
-			part := f.cparts[w]
-			off := int(f.bases[w])
-			for _, e := range part {
-				off += int(e >> 16)
-				v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
-				t := &p.tg[e&0xffff]
-				if x := t.x; x != nil {
-					// xsum.add's short path, inlined: one partial, a finite and exact sum.
-					if len(x.lo) == 0 {
-						s := x.hi + v
-						bb := s - x.hi
-						if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
-							x.hi = s
-							x.n++
-							continue
-						}
-					}
-					x.add(v)
-					continue
-				}
-				t.g.v = v
-				if f.v2 {
-					t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
-				}
-			}
-			n += len(part)
+			cpart, off = f.cparts[w], int(f.bases[w])
+			count = len(cpart)
 		} else {
-			part := f.parts[w]
-			for _, e := range part {
-				off := int(e >> 32)
-				v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
-				t := &p.tg[uint32(e)]
-				if x := t.x; x != nil {
-					if len(x.lo) == 0 {
-						s := x.hi + v
-						bb := s - x.hi
-						if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
-							x.hi = s
-							x.n++
-							continue
-						}
-					}
-					x.add(v)
-					continue
-				}
-				t.g.v = v
-				if f.v2 {
-					t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
-				}
-			}
-			n += len(part)
+			part = f.parts[w]
+			count = len(part)
 		}
+		for j := 0; j < count; j++ {
+			var ti int
+			if cpart != nil {
+				e := cpart[j]
+				off += int(e >> 16)
+				ti = int(e & 0xffff)
+			} else {
+				e := part[j]
+				off, ti = int(e>>32), int(uint32(e))
+			}
+			v := math.Float64frombits(binary.LittleEndian.Uint64(data[off:]))
+			t := &p.tg[ti]
+			if x := t.x; x != nil {
+				// xsum.add's short path, inlined: one partial, a finite and exact sum.
+				if len(x.lo) == 0 {
+					s := x.hi + v
+					bb := s - x.hi
+					if s-s == 0 && (x.hi-(s-bb))+(v-bb) == 0 {
+						x.hi = s
+						x.n++
+						continue
+					}
+				}
+				x.add(v)
+				continue
+			}
+			t.g.v = v
+			if f.v2 {
+				t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
+			}
+		}
+		n += count
 		if n >= ctxEvery {
 			n = 0
 			if err := ctx.Err(); err != nil {
