@@ -154,18 +154,6 @@ func (l *StatsdListener) serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return err
 		}
-		b := batch{datagrams: dgs[:0]}
-		for i := range n {
-			d, truncated := r.datagram(i)
-			if truncated {
-				b.tooLong++
-			} else {
-				b.datagrams = append(b.datagrams, d)
-			}
-			if drops, ok := r.drops(i); ok {
-				b.drops, b.stamped = drops, true
-			}
-		}
-		l.State.handleBatch(b)
+		l.State.handleBatch(r.batch(n, dgs[:]))
 	}
 }

@@ -93,6 +93,24 @@ func (r *batchReader) datagram(i int) (b []byte, truncated bool) {
 	return r.buf[i*maxDatagram : i*maxDatagram+int(h.Len)], h.Hdr.Flags&unix.MSG_TRUNC != 0
 }
 
+// batch makes the n datagrams of the last read a batch, their contents in dgs' storage
+// (cut-short ones counted, not kept; the drop count stamped on the last that carries one).
+func (r *batchReader) batch(n int, dgs [][]byte) batch {
+	b := batch{datagrams: dgs[:0]}
+	for i := range n {
+		d, truncated := r.datagram(i)
+		if truncated {
+			b.tooLong++
+		} else {
+			b.datagrams = append(b.datagrams, d)
+		}
+		if drops, ok := r.drops(i); ok {
+			b.drops, b.stamped = drops, true
+		}
+	}
+	return b
+}
+
 // drops returns the SO_RXQ_OVFL count stamped on the i-th datagram of the last read.
 func (r *batchReader) drops(i int) (uint32, bool) {
 	h := &r.hdrs[i].Hdr

@@ -24,16 +24,7 @@ func readAll(t *testing.T, conn net.PacketConn, st *StatsdState, want int) []int
 		if err != nil {
 			t.Fatalf("after %d of %d datagrams: %v", got, want, err)
 		}
-		var b batch
-		for i := range n {
-			d, truncated := r.datagram(i)
-			if truncated {
-				b.tooLong++
-			} else {
-				b.datagrams = append(b.datagrams, d)
-			}
-		}
-		st.handleBatch(b)
+		st.handleBatch(r.batch(n, nil))
 		reads = append(reads, n)
 		got += n
 	}
