@@ -13,8 +13,8 @@ import (
 // is not. The script used to install nginx-light over it (it checked package names) and then
 // stopped nginx and prometheus by name, ending every such process on the machine.
 // Now it asks apt-get for wrk alone, with a policy-rc.d that forbids starting services during
-// the install (removed after), and calls no program that stops processes by name. (Those are
-// stand-ins that only record their calls: this test must not stop anything either.)
+// the install (removed after), and runs no program beyond those it needs: any other call is
+// recorded instead of run (this test must not stop anything either).
 func TestInstallDepsStopsNothingAndChecksPrograms(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
@@ -47,14 +47,16 @@ func TestInstallDepsStopsNothingAndChecksPrograms(t *testing.T) {
 	record := filepath.Join(dir, "calls.log")
 	policy := filepath.Join(dir, "policy-rc.d")
 	stub("apt-get", `echo "apt-get $*" >>`+record+`; if [ "$1" = install ]; then cat `+policy+` >>`+record+` 2>/dev/null || echo "no policy-rc.d" >>`+record+`; fi`)
-	// Stand-ins for every program that can stop a process or a service: each only records its
-	// call, and the exact list of calls below must contain none of them.
-	for _, name := range []string{"pkill", "killall", "kill", "systemctl", "service", "invoke-rc.d"} {
-		stub(name, `echo "`+name+` $*" >>`+record)
+	// PATH holds only the programs above: any other the script runs (a program that stops
+	// processes or services among them) is not found, and bash's command_not_found_handle,
+	// defined through BASH_ENV, records the call, so the exact list of calls below fails.
+	bashEnv := filepath.Join(dir, "bash_env")
+	if err := os.WriteFile(bashEnv, []byte(`command_not_found_handle() { echo "not found: $*" >>`+record+`; return 127; }`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	cmd := exec.Command("bash", "../scripts/install-test-deps.sh")
-	cmd.Env = []string{"PATH=" + bin, "POLICY_RC_D=" + policy, "HOME=" + dir}
+	cmd.Env = []string{"PATH=" + bin, "POLICY_RC_D=" + policy, "HOME=" + dir, "BASH_ENV=" + bashEnv}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("install-test-deps.sh: %v\n%s", err, out)
