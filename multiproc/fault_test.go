@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,15 +46,7 @@ func TestMultiprocFaultReleasesKeys(t *testing.T) {
 	defer r.Close()
 	r.mappedHook = cut
 	// readFile alone first: with keysMu left held, a whole Read would block in forget.
-	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(dfd)
-	var dst syscall.Stat_t
-	if err := syscall.Fstat(dfd, &dst); err != nil {
-		t.Fatal(err)
-	}
+	dfd, dst := openDir(t, dir)
 	done := make(chan *fileResult)
 	go func() {
 		old := debug.SetPanicOnFault(true)

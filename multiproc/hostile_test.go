@@ -134,15 +134,7 @@ func leaks(s string, f []byte) bool {
 // file must be a regular file.
 func TestMultiprocOpenChecks(t *testing.T) {
 	dir, _, want := hostileDir(t)
-	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(dfd)
-	var dst syscall.Stat_t
-	if err := syscall.Fstat(dfd, &dst); err != nil {
-		t.Fatal(err)
-	}
+	dfd, dst := openDir(t, dir)
 	r := NewReader(Options{})
 	defer r.Close()
 	for name, reason := range want {
@@ -155,4 +147,20 @@ func TestMultiprocOpenChecks(t *testing.T) {
 			t.Errorf("%s: problem %+v, size %d, cache %v; want reason %s and nothing kept", name, res.problem, res.info.Size, res.cache, reason)
 		}
 	}
+}
+
+// openDir opens dir as a read does (closed at the end of the test) and stats it, for tests
+// that call readFile alone.
+func openDir(t *testing.T, dir string) (int, syscall.Stat_t) {
+	t.Helper()
+	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(dfd) })
+	var dst syscall.Stat_t
+	if err := syscall.Fstat(dfd, &dst); err != nil {
+		t.Fatal(err)
+	}
+	return dfd, dst
 }

@@ -553,17 +553,18 @@ func (r *Reader) foldFile(fs *fileState, res *fileResult) {
 		_ = syscall.Munmap(res.cache.data) // mapped by this read for the fold only
 		res.cache.data = nil
 	}
-	if fs.c != nil {
-		r.unmap(fs.c)
-		fs.c = nil
-	}
-	r.activeDirty = true
-	r.sleepDirty = true
+	r.detach(fs)
 }
 
 func (r *Reader) park(fs *fileState) {
 	fs.parked = true
 	r.parked++
+	r.detach(fs)
+}
+
+// detach unmaps fs's file, which is no longer read at every scrape (folded or parked), and
+// has the sets of active and sleeping files built again.
+func (r *Reader) detach(fs *fileState) {
 	if fs.c != nil {
 		r.unmap(fs.c)
 		fs.c = nil
