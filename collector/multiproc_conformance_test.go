@@ -60,6 +60,16 @@ func mpParseExpected(t testing.TB, path string) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// mpLabelKey renders a series' labels sorted by name, as {a="1",b="2"}.
+func mpLabelKey(m *dto.Metric) string {
+	var ls []string
+	for _, l := range m.GetLabel() {
+		ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	sort.Strings(ls)
+	return "{" + strings.Join(ls, ",") + "}"
+}
+
 // mpSampleSet renders a family's samples as sorted "labels value" lines, with float counts
 // and NaN compared by their text.
 func mpSampleSet(f *dto.MetricFamily) []string {
@@ -71,12 +81,7 @@ func mpSampleSet(f *dto.MetricFamily) []string {
 		return fmt.Sprint(v)
 	}
 	for _, m := range f.GetMetric() {
-		var ls []string
-		for _, l := range m.GetLabel() {
-			ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-		}
-		sort.Strings(ls)
-		lab := "{" + strings.Join(ls, ",") + "}"
+		lab := mpLabelKey(m)
 		switch {
 		case m.Counter != nil:
 			out = append(out, lab+" "+num(m.GetCounter().GetValue()))
@@ -112,12 +117,7 @@ func mpSampleSet(f *dto.MetricFamily) []string {
 func mpSampleValues(f *dto.MetricFamily) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, m := range f.GetMetric() {
-		var ls []string
-		for _, l := range m.GetLabel() {
-			ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-		}
-		sort.Strings(ls)
-		lab := "{" + strings.Join(ls, ",") + "}"
+		lab := mpLabelKey(m)
 		switch {
 		case m.Counter != nil:
 			out[lab] = []float64{m.GetCounter().GetValue()}

@@ -96,15 +96,7 @@ func main() {
 	}
 	h := exp.Handler()
 	if *coldProfile != "" {
-		f, err := os.Create(*coldProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		startCPUProfile(*coldProfile)
 	}
 	start := time.Now()
 	var cw countWriter
@@ -118,15 +110,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		startCPUProfile(*cpuprofile)
 		defer pprof.StopCPUProfile()
 	}
 	var times []time.Duration
@@ -168,4 +152,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startCPUProfile starts a CPU profile into path, or exits.
+func startCPUProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }
