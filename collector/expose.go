@@ -289,6 +289,9 @@ func (a answerFamily) dto() *dto.MetricFamily {
 	if a.self != nil {
 		return a.self.mf
 	}
+	if a.app != nil {
+		return a.app.dto()
+	}
 	of := a.ours
 	f := of.f
 	mf := &dto.MetricFamily{Name: &f.Name, Help: &f.Help, Type: &f.Type, Metric: make([]*dto.Metric, 0, of.len())}
@@ -336,7 +339,7 @@ func (a answerFamily) dto() *dto.MetricFamily {
 	return mf
 }
 
-// appendDTO appends an application's family (client_model structs) in text 0.0.4 (om false)
+// appendDTO appends a client_model family (the exporter's registry's) in text 0.0.4 (om false)
 // or OpenMetrics 1.0 (om true), byte for byte as expfmt writes it, and reports true; it
 // appends nothing and reports false for what it leaves to expfmt: a name or label name that is
 // not a legacy name (the escaping schemes apply), a type other than counter, gauge, summary and

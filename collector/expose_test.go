@@ -61,7 +61,7 @@ func exposeBoth(t *testing.T, srcs ...Source) int {
 	}
 	n := 0
 	for _, f := range fams {
-		if f.ours == nil && f.mf == nil {
+		if f.ours == nil && f.app == nil && f.mf == nil {
 			continue
 		}
 		for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
@@ -69,6 +69,11 @@ func exposeBoth(t *testing.T, srcs ...Source) int {
 			var got []byte
 			if f.ours != nil {
 				got = f.ours.append(nil, om, func(b []byte) []byte { return b })
+			} else if f.app != nil {
+				var ok bool
+				if got, ok = f.app.append(nil, om, func(b []byte) []byte { return b }); !ok {
+					continue // left to expfmt
+				}
 			} else {
 				var ok bool
 				if got, ok = appendDTO(nil, f.mf, om); !ok {
@@ -176,6 +181,7 @@ func FuzzExposition(f *testing.F) {
 		}
 		exposeBoth(t, &oddSource{cfg: Config{Address: "fuzz"}, values: []float64{v1, v2}, labels: []string{l1, l2}})
 		appBoth(t, v1, v2, l1, l2)
+		fuzzAppFamilies(t, v1, v2, l1, l2)
 	})
 }
 

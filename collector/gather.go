@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -155,7 +154,7 @@ func safeLate(out *sourceOut, claims *nameClaims) (err error) {
 // sources' families and the applications' into one list sorted by name.
 func assemble(own []*dto.MetricFamily, outs []*sourceOut) []answerFamily {
 	var parts []*famOut
-	var apps []*dto.MetricFamily
+	var apps []*appFamily
 	for _, o := range outs {
 		for _, fo := range o.w.used {
 			if fo.len() > 0 {
@@ -181,44 +180,17 @@ func assemble(own []*dto.MetricFamily, outs []*sourceOut) []answerFamily {
 	if len(apps) > 1 {
 		apps = mergeApps(apps)
 	}
-	return mergeByName(mergeByName(dtoFamilies(own), ours), dtoFamilies(apps))
+	appFams := make([]answerFamily, len(apps))
+	for i, af := range apps {
+		appFams[i] = answerFamily{app: af}
+	}
+	return mergeByName(mergeByName(dtoFamilies(own), ours), appFams)
 }
 
 func dtoFamilies(mfs []*dto.MetricFamily) []answerFamily {
 	out := make([]answerFamily, len(mfs))
 	for i, mf := range mfs {
 		out[i] = answerFamily{mf: mf}
-	}
-	return out
-}
-
-// compareMetrics orders series as client_golang's registry does: by number of labels, then
-// label values in the order of the (sorted) label names.
-func compareMetrics(a, b *dto.Metric) int {
-	if len(a.Label) != len(b.Label) {
-		return cmp.Compare(len(a.Label), len(b.Label))
-	}
-	for i, l := range a.Label {
-		if c := strings.Compare(l.GetValue(), b.Label[i].GetValue()); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-// mergeApps merges application families of one name (two directories labelled with their
-// directory share a family) and sorts them by name.
-func mergeApps(apps []*dto.MetricFamily) []*dto.MetricFamily {
-	slices.SortStableFunc(apps, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	out := apps[:0]
-	for _, mf := range apps {
-		if n := len(out); n > 0 && out[n-1].GetName() == mf.GetName() {
-			prev := out[n-1]
-			prev.Metric = append(prev.Metric, mf.Metric...)
-			slices.SortStableFunc(prev.Metric, compareMetrics)
-			continue
-		}
-		out = append(out, mf)
 	}
 	return out
 }

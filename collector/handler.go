@@ -142,6 +142,10 @@ func (e *Exporter) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if f.ours != nil && (text || om) {
 			buf = f.ours.append(buf, om, flush)
+		} else if f.app != nil && (text || om) && appendsApp(&buf, f.app, om, flush) {
+			if len(buf) >= flushAt {
+				buf = flush(buf)
+			}
 		} else if f.mf != nil && (text || om) && appendsDTO(&buf, f.mf, om) {
 			if len(buf) >= flushAt {
 				buf = flush(buf)
@@ -473,6 +477,13 @@ func (e *Exporter) handlerM() *handlerStats {
 // appendsDTO appends mf to *buf when appendDTO can write it, and reports whether it did.
 func appendsDTO(buf *[]byte, mf *dto.MetricFamily, om bool) bool {
 	b, ok := appendDTO(*buf, mf, om)
+	*buf = b
+	return ok
+}
+
+// appendsApp appends af to *buf when it can be written directly, and reports whether it did.
+func appendsApp(buf *[]byte, af *appFamily, om bool, flush func([]byte) []byte) bool {
+	b, ok := af.append(*buf, om, flush)
 	*buf = b
 	return ok
 }

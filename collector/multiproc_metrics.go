@@ -3,11 +3,8 @@ package collector
 import (
 	"math"
 	"slices"
-	"strings"
-	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/model"
 
 	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
@@ -107,115 +104,6 @@ func (m *Multiproc) translate(w *Writer, snap *multiproc.Snapshot, claims *nameC
 	m.translateStore(w, snap)
 }
 
-// mpLabel is a label of an application series being built.
-type mpLabel struct {
-	name, value *string
-	pair        *dto.LabelPair // set: a pair shared by every series (multiproc_dir, a constant label)
-}
-
-// writeAppFamilies writes an application's merged series (a multiprocess directory's, or a
-// Redis store's: multiproc_redis.go) and returns what it had to leave out, by reason. With
-// srcLabel the series carry the kind's source label (w's source pair). A family whose name
-// claims refuses is left out whole (reason name_conflict), and conflict is told; a series that client_golang's registry would refuse (a name that is not UTF-8, a label name
-// that is invalid or repeated, a value that is not UTF-8, a summary with a quantile label)
-// is left out with reason invalid; one with a label the exporter adds itself with reason
-// label_conflict.
-func writeAppFamilies(w *Writer, families []multiproc.Family, srcLabel bool, claims *nameClaims, conflict func(family string)) map[string]int {
-	drops := map[string]int{}
-	var labels []mpLabel
-	var values []string
-	for fi := range families {
-		f := &families[fi]
-		name := f.Name
-		if f.Type == multiproc.TypeCounter {
-			name += "_total"
-		}
-		if !claims.claim(name, f.Type, f.Help, srcLabel) {
-			drops[mpReasonNameConflict] += len(f.Series)
-			conflict(name)
-			continue
-		}
-		if !model.UTF8Validation.IsValidMetricName(name) {
-			drops[mpReasonInvalid] += len(f.Series)
-			continue
-		}
-		typ := mpDTOType(f.Type)
-		if typ < 0 {
-			drops[mpReasonInvalid] += len(f.Series)
-			continue
-		}
-		mf := &dto.MetricFamily{Name: w.a.str(name), Help: w.a.str(f.Help), Type: typ.Enum()}
-	series:
-		for si := range f.Series {
-			s := &f.Series[si]
-			labels, values = labels[:0], values[:0]
-			for li := range s.Labels {
-				l := &s.Labels[li]
-				if (srcLabel && l.Name == *w.srcPair.Name) || slices.Contains(w.consts.names, l.Name) {
-					drops[mpReasonLabelConflict]++
-					continue series
-				}
-				if !validLabelName(l.Name) || !utf8.ValidString(l.Value) || (typ == dto.MetricType_SUMMARY && l.Name == model.QuantileLabel) {
-					drops[mpReasonInvalid]++
-					continue series
-				}
-				labels = append(labels, mpLabel{name: w.a.str(l.Name), value: w.a.str(l.Value)})
-				values = append(values, l.Value)
-			}
-			if srcLabel {
-				labels = append(labels, mpLabel{name: w.srcPair.Name, pair: w.srcPair})
-			}
-			for i, p := range w.constPairs {
-				labels = append(labels, mpLabel{name: &w.consts.names[i], pair: p})
-			}
-			slices.SortFunc(labels, func(a, b mpLabel) int { return strings.Compare(*a.name, *b.name) })
-			for i := 1; i < len(labels); i++ {
-				if *labels[i].name == *labels[i-1].name {
-					drops[mpReasonInvalid]++
-					continue series
-				}
-			}
-			if !w.admitValues(mpSamples(typ, s), values, false) {
-				continue
-			}
-			met := w.a.metrics.get()
-			met.Label = w.a.pairPtrs.get(len(labels))
-			for i, l := range labels {
-				if l.pair != nil {
-					met.Label[i] = l.pair
-					continue
-				}
-				lp := w.a.pairs.get()
-				lp.Name, lp.Value = l.name, l.value
-				met.Label[i] = lp
-			}
-			switch typ {
-			case dto.MetricType_COUNTER, dto.MetricType_GAUGE:
-				w.a.value(met, typ, s.Value)
-			case dto.MetricType_SUMMARY:
-				count := uint64(0)
-				if s.Count > 0 && s.Count < math.MaxUint64 { // NaN and negatives (corruption) become 0
-					count = uint64(s.Count)
-				}
-				sum := w.a.summaries.get()
-				sum.SampleCount = w.a.uint(count)
-				sum.SampleSum = w.a.float(s.Sum)
-				met.Summary = sum
-			case dto.MetricType_HISTOGRAM:
-				met.Histogram = mpHistogram(&w.a, s)
-			}
-			mf.Metric = append(mf.Metric, met)
-		}
-		if len(mf.Metric) > 0 {
-			if !slices.IsSortedFunc(mf.Metric, compareMetrics) {
-				slices.SortFunc(mf.Metric, compareMetrics)
-			}
-			w.app = append(w.app, mf)
-		}
-	}
-	return drops
-}
-
 // mpDTOType is the protobuf type of a family type of the files, or -1.
 func mpDTOType(t string) dto.MetricType {
 	switch t {
@@ -244,35 +132,6 @@ func mpSamples(t dto.MetricType, s *multiproc.Series) int {
 		return n
 	}
 	return 1
-}
-
-// mpHistogram is a histogram whose counts may be fractional, as the files hold floats.
-// Integral counts are written as integers (what every reader expects); otherwise the float
-// fields of dto.Histogram carry them.
-func mpHistogram(a *arena, s *multiproc.Series) *dto.Histogram {
-	ints := integral(s.Count)
-	for _, b := range s.Buckets {
-		ints = ints && integral(b.Count)
-	}
-	h := a.hists.get()
-	h.SampleSum = a.float(s.Sum)
-	if ints {
-		h.SampleCount = a.uint(uint64(s.Count))
-	} else {
-		h.SampleCountFloat = a.float(s.Count)
-	}
-	h.Bucket = a.bucketPtr.get(len(s.Buckets))
-	for i, b := range s.Buckets {
-		db := a.buckets.get()
-		db.UpperBound = a.float(b.UpperBound)
-		if ints {
-			db.CumulativeCount = a.uint(uint64(b.Count))
-		} else {
-			db.CumulativeCountFloat = a.float(b.Count)
-		}
-		h.Bucket[i] = db
-	}
-	return h
 }
 
 func integral(v float64) bool { return v >= 0 && v <= 1<<53 && v == math.Trunc(v) }

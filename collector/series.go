@@ -155,10 +155,11 @@ func (of *ourFamily) series(fn func(fo *famOut, i int)) {
 	}
 }
 
-// answerFamily is one family of the answer: ours, or a client_model one (the exporter's
-// registry, an application's).
+// answerFamily is one family of the answer: ours, an application's, or a client_model one (the
+// exporter's registry).
 type answerFamily struct {
 	ours *ourFamily
+	app  *appFamily
 	mf   *dto.MetricFamily
 	self *selfFamily // one of the exporter's own, shared by the answers within its max age
 }
@@ -167,6 +168,8 @@ func (a answerFamily) name() string {
 	switch {
 	case a.ours != nil:
 		return a.ours.f.Name
+	case a.app != nil:
+		return a.app.name
 	case a.self != nil:
 		return a.self.mf.GetName()
 	}

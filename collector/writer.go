@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
+	"github.com/wsgi-exporter/wsgi_exporter/multiproc"
 )
 
 // Reasons a series is dropped by the core (wsgi_exporter_series_dropped_total).
@@ -27,10 +28,11 @@ var DropReasons = []string{DropSeriesLimit, DropLabelValueTooLong, DropInvalidLa
 // string header per label (16; variable labels only, in fact) in its family's lists, counted
 // four times for the lists' growth by doubling, and its index in the family's order (8). A
 // histogram's or summary's series take less each. Label values are not copied: they are the
-// source's own strings (bounded by its read) or short numbers. An application's families (a
-// multiprocess directory's) are client_model structs instead: at most 320 + 80 bytes per
-// label each (docs/limits.md). An answer in
-// protobuf, and the Gatherer, build one family's client_model structs at a time on top.
+// source's own strings (bounded by its read) or short numbers. An application's series (a
+// multiprocess directory's, a Redis store's: appfamily.go) are kept as a reference to the
+// merged series (part of the source's read) and a pointer per label, 4 × (16 + 8 × labels)
+// bytes with the growth (docs/limits.md). An answer in protobuf, and the Gatherer, build one
+// family's client_model structs at a time on top.
 // docs/limits.md states the bound per scrape; TestScrapeMemoryBound checks it.
 func seriesBytes(labels int) uint64 { return 4*(8+16*uint64(labels)) + 8 }
 
@@ -59,17 +61,19 @@ type Writer struct {
 	kind     Kind
 	srcValue string // the source label's value: the source's name
 	consts   *sourceLabels
-	// srcPair and constPairs are the same as client_model pairs, for an application's
-	// families (built as client_model structs) and for conversions.
+	// srcPair and constPairs are the same as client_model pairs, for conversions.
 	srcPair    *dto.LabelPair
 	constPairs []*dto.LabelPair
 
 	fams []*famOut // by Family.id; kept, with their lists, when the Writer is reused
 	used []*famOut // in order of first use in this generation
 	gen  uint64    // bumped at every reuse: a famOut of another generation is unused
-	app  []*dto.MetricFamily
 
-	a arena // client_model structs of the application's families
+	// An application's families (appfamily.go), and their series and labels one after the
+	// other (the lists kept, with their capacity, when the Writer is reused).
+	app       []*appFamily
+	appSeries []appSeries
+	appLabels []*multiproc.Label
 }
 
 // famOut is a family's series written by one source, stored compactly: a value and the
@@ -124,7 +128,8 @@ func newWriter(deadline time.Time, done <-chan struct{}, lim writerLimits, kind 
 	w.gen++
 	fams, gen := w.fams, w.gen
 	*w = Writer{deadline: deadline, done: done, maxSeries: lim.maxSeries, maxLabel: lim.maxLabel, consts: consts,
-		kind: kind, srcValue: source, fams: fams, used: w.used[:0], gen: gen}
+		kind: kind, srcValue: source, fams: fams, used: w.used[:0], gen: gen,
+		appSeries: w.appSeries[:0], appLabels: w.appLabels[:0]}
 	if kind.SourceLabel != "" {
 		w.srcPair = &dto.LabelPair{Name: &w.kind.SourceLabel, Value: &w.srcValue}
 	}
@@ -137,13 +142,21 @@ func newWriter(deadline time.Time, done <-chan struct{}, lim writerLimits, kind 
 var writerPool = sync.Pool{New: func() any { return &Writer{} }}
 
 // release gives w back for reuse once nothing refers to its series any more (the answer is
-// written). The label values are forgotten, so that they do not keep a document alive.
+// written). The label values and the application's series are forgotten, so that they do not
+// keep a document or a snapshot alive.
 func (w *Writer) release() {
 	for _, fo := range w.used {
 		clear(fo.labels)
 	}
-	w.app, w.a = nil, arena{}
+	w.forgetApp()
 	writerPool.Put(w)
+}
+
+// forgetApp drops the application's families, keeping the lists' capacity.
+func (w *Writer) forgetApp() {
+	clear(w.appSeries)
+	clear(w.appLabels)
+	w.app, w.appSeries, w.appLabels = nil, w.appSeries[:0], w.appLabels[:0]
 }
 
 // Value writes one series of a gauge, counter or untyped family.
@@ -282,7 +295,7 @@ func (w *Writer) discard() {
 		fo.gen = 0
 	}
 	w.used = w.used[:0]
-	w.app = nil
+	w.forgetApp()
 }
 
 // reset empties fo for generation gen of its Writer, keeping its lists' capacity.
