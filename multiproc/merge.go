@@ -139,6 +139,19 @@ func (f *famState) seriesFor(id string, labels []Label) *seriesState {
 	return s
 }
 
+// forgetMerge lets the keys forget the families and series of the last merge (a plan's, or
+// the last full read's), which they point to until a merge resolves them again: a full read
+// builds a new merge, and the last one's (its gauge samples, series states and accumulators,
+// several MB for a large directory) can be collected meanwhile instead of after. The epochs
+// stay (the keys' eviction reads them), and none is this read's: every key is resolved again.
+func (r *Reader) forgetMerge() {
+	r.keysMu.RLock()
+	defer r.keysMu.RUnlock()
+	for _, k := range r.keys {
+		k.merge.fam, k.merge.series = nil, nil
+	}
+}
+
 // roleOf says where an entry of key k in a file of type typ goes, and the identity and labels
 // of its series.
 func roleOf(k *Key, typ string) (role uint8, id string, labels []Label) {

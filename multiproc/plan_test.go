@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
+	"weak"
 )
 
 // TestMultiprocPlannedMatchesRead: a mapping reader serves warm reads through its plan (the
@@ -165,5 +167,49 @@ func TestMultiprocFailedPlannedReadKeepsLayouts(t *testing.T) {
 			}
 			t.Fatalf("read %d succeeded with %d series and problems %v; want every read over the limit", i, n, snap.Problems)
 		}
+	}
+}
+
+// TestMultiprocFullReadForgetsLastMerge: once a full read starts, nothing holds the last merge
+// (here a plan's) any more, so that its gauge samples, series and accumulators can be
+// collected while the next merge is built, not after it (the keys kept it through their merge
+// caches).
+func TestMultiprocFullReadForgetsLastMerge(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "counter_1.db", encodeDB(GenValue, 0, testEntry{key: counterKey("req", `"code": "200"`), v: 3}))
+	writeFile(t, dir, "gauge_livesum_1.db", encodeDB(GenValue, 0, testEntry{key: `["g", "g", {"a": "x"}, "G."]`, v: 2}))
+	r := NewReader(Options{})
+	defer r.Close()
+	for range 3 {
+		if _, err := r.Read(context.Background(), dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.planned != 1 || r.plan == nil {
+		t.Fatalf("%d planned reads, plan %v: want the third read planned", r.planned, r.plan)
+	}
+	// The gauge's family: its key is merged again only after the new file's (file name order).
+	i := slices.IndexFunc(r.plan.m.order, func(f *famState) bool { return f.key.name == "g" })
+	last := weak.Make(r.plan.m.order[i])
+	// A new file with a new key: the next read is a full one, and keeping the new key calls
+	// keyHook from a worker while it runs, before the gauge's file is merged.
+	writeFile(t, dir, "counter_2.db", encodeDB(GenValue, 0, testEntry{key: counterKey("req", `"code": "500"`), v: 1}))
+	held := -1
+	r.keyHook = func(int) {
+		runtime.GC()
+		held = 0
+		if last.Value() != nil {
+			held = 1
+		}
+	}
+	snap, err := r.Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.planned != 1 || len(snap.Families) != 2 {
+		t.Fatalf("%d planned reads, %d families", r.planned, len(snap.Families))
+	}
+	if held != 0 {
+		t.Fatalf("the last merge held during the next full read: %d (-1: not checked)", held)
 	}
 }

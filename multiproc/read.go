@@ -352,6 +352,7 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		r.plan.drop()
 		r.plan = nil
 	}
+	r.forgetMerge()
 
 	infos := make([]FileInfo, len(jobs))
 	mapBudget := max(0, maxMapped-r.mapCount)
