@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -208,6 +209,38 @@ func TestHungSourceCostsOnlyTheDeadline(t *testing.T) {
 func TestPanickingSourceIsAFailedScrape(t *testing.T) {
 	s := &fakeSource{cfg: Config{Address: "p", Timeout: time.Second}, fn: func(context.Context) error { panic("boom") }}
 	e := newExporter(t, s)
+	if got := gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=p} 0\n" {
+		t.Fatalf("got %s", got)
+	}
+	if v := e.errorCount("fake", "p", fetch.ReasonOther); v != 1 {
+		t.Fatalf("other errors = %v, want 1", v)
+	}
+}
+
+// boundSource is a fakeSource that honours its deadline itself (deadlineBound).
+type boundSource struct{ fakeSource }
+
+func (*boundSource) boundByDeadline() {}
+
+// A deadlineBound source is scraped on the request's goroutine (no goroutine of its own), and
+// a panic in it is still a failed scrape, not a crash.
+func TestDeadlineBoundSourceScrapedInline(t *testing.T) {
+	var stack string
+	inline := &boundSource{fakeSource{cfg: Config{Address: "in", Timeout: time.Second}, value: 3, fn: func(context.Context) error {
+		buf := make([]byte, 64<<10)
+		stack = string(buf[:runtime.Stack(buf, false)])
+		return nil
+	}}}
+	e := newExporter(t, inline)
+	if got := gather(t, e.Gatherer(context.Background(), 0), "fake_up", "fake_value"); got != "fake_up{source=in} 1\nfake_value{source=in} 3\n" {
+		t.Fatalf("got %s", got)
+	}
+	if !strings.Contains(stack, "(*gathering).scrapeOne") || strings.Contains(stack, "guarded") {
+		t.Fatalf("not scraped on the request's goroutine:\n%s", stack)
+	}
+
+	panicky := &boundSource{fakeSource{cfg: Config{Address: "p", Timeout: time.Second}, fn: func(context.Context) error { panic("boom") }}}
+	e = newExporter(t, panicky)
 	if got := gather(t, e.Gatherer(context.Background(), 0), "fake_up"); got != "fake_up{source=p} 0\n" {
 		t.Fatalf("got %s", got)
 	}

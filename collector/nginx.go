@@ -44,8 +44,9 @@ type nginxSource struct {
 	client *nginx.Client
 }
 
-func (s *nginxSource) Kind() Kind     { return NginxKind }
-func (s *nginxSource) Config() Config { return s.cfg }
+func (s *nginxSource) Kind() Kind       { return NginxKind }
+func (s *nginxSource) Config() Config   { return s.cfg }
+func (s *nginxSource) boundByDeadline() {} // see deadlineBound
 
 // Scrape reads and parses the page and writes its series.
 func (s *nginxSource) Scrape(ctx context.Context, w *Writer) error {

@@ -64,13 +64,8 @@ func guarded[T any](ctx context.Context, what string, fn func() (T, error)) (T, 
 	done := make(chan result, 1)
 	go func() {
 		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("panic while %s: %v", what, p)}
-			}
-			done <- r
-		}()
-		r.v, r.err = fn()
+		defer func() { done <- r }()
+		r.v, r.err = recovered(what, fn)
 	}()
 	select {
 	case r := <-done:
@@ -81,13 +76,41 @@ func guarded[T any](ctx context.Context, what string, fn func() (T, error)) (T, 
 	}
 }
 
+// recovered calls fn, turning a panic into an error.
+func recovered[T any](what string, fn func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("panic while %s: %v", what, p)
+		}
+	}()
+	return fn()
+}
+
+// deadlineBound is a Source whose Scrape returns by its context's deadline (or cancellation)
+// on its own: every wait in it is on a socket whose deadline is the context's, or on nothing
+// (statsd's counts in memory), and its translation stops at the Writer's deadline. It is
+// scraped on the request's goroutine rather than under guarded, which saves a goroutine and
+// two hand-offs between threads per scrape (docs/benchmarks.md, "Inline scrapes"). Sources
+// that read files or /proc, which the kernel may keep waiting beyond any deadline (a stuck
+// process's memory lock, a hung network file system), stay under guarded.
+type deadlineBound interface {
+	Source
+	boundByDeadline()
+}
+
 // limitedScrape runs s.Scrape under ctx once one of the source's read slots is free. A scrape
 // abandoned at its deadline keeps its slot until it really returns, so a hung target cannot
 // gather more than maxReadsPerSource reads; its Writer then belongs to it (the error wraps
-// errAbandoned).
+// errAbandoned). A deadlineBound source is scraped on the caller's goroutine.
 func (e *Exporter) limitedScrape(ctx context.Context, s Source, w *Writer) error {
 	release, err := e.limits.acquire(ctx, s)
 	if err != nil {
+		return err
+	}
+	if _, ok := s.(deadlineBound); ok {
+		defer release()
+		_, err = recovered("scraping", func() (struct{}, error) { return struct{}{}, s.Scrape(ctx, w) })
 		return err
 	}
 	_, err = guarded(ctx, "scraping", func() (struct{}, error) {

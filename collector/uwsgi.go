@@ -55,8 +55,9 @@ type uwsgiSource struct {
 	opts   UWSGIOptions
 }
 
-func (s *uwsgiSource) Kind() Kind     { return UWSGIKind }
-func (s *uwsgiSource) Config() Config { return s.cfg }
+func (s *uwsgiSource) Kind() Kind       { return UWSGIKind }
+func (s *uwsgiSource) Config() Config   { return s.cfg }
+func (s *uwsgiSource) boundByDeadline() {} // see deadlineBound
 
 // Scrape reads and decodes the stats document and writes its series.
 func (s *uwsgiSource) Scrape(ctx context.Context, w *Writer) error {

@@ -108,7 +108,14 @@ func (r *Reader) readFile(path string, max int, keep bool) (_ []byte, err error)
 		if n == 0 {
 			break
 		}
+		short := n < cap(b)-len(b)
 		b = b[:len(b)+n]
+		if short {
+			// The files read here are single-record seq_files: a read gives all there is
+			// when it fits. Asking again for the end would make the kernel build the whole
+			// file a second time (a pread past the start generates it anew).
+			break
+		}
 	}
 	if len(b) > max {
 		return nil, fmt.Errorf("%s: longer than %d bytes", path, max)
