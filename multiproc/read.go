@@ -204,9 +204,6 @@ type Reader struct {
 
 // NewReader returns a reader.
 func NewReader(opts Options) *Reader {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
 	if opts.RecheckInterval <= 0 {
 		opts.RecheckInterval = DefaultRecheckInterval
 	}
@@ -258,6 +255,11 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		return nil, fetch.Errorf(fetch.ReasonTimeout, "before reading %s (a previous read still running?): %w", dir, err)
 	}
 	defer func() { <-r.sem }()
+	if r.opts.Workers <= 0 {
+		// Taken at the first read, not at NewReader: the exporter sets GOMAXPROCS once its
+		// sources are built (--runtime.gomaxprocs).
+		r.opts.Workers = runtime.GOMAXPROCS(0)
+	}
 	r.epoch++
 	now := r.now()
 	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
@@ -39,6 +40,7 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 		Exporter:    fleetOpts,
 		Landing:     landing,
 		Prober:      newProber(*s.fleet.probeMax, expOpts, logger),
+		Procs:       newProcsPolicy(*s.gomaxprocs, os.Getenv("GOMAXPROCS") != "", logger),
 	})
 }
 

@@ -68,6 +68,7 @@ type settings struct {
 	toolkitFlags  *web.FlagConfig
 	logConfig     *promslog.Config
 	procfs        *string
+	gomaxprocs    *int
 	server        *serverFlags
 	kinds         []kindFlags
 	fleet         *fleetFlags
@@ -94,6 +95,9 @@ func newApp() (*kingpin.Application, *settings) {
 		procfs: app.Flag("path.procfs",
 			"Mount point of the proc filesystem that shows the served processes (e.g. /host/proc in a container): gunicorn's master and workers, and the multiprocess directories' writers. Empty: none (pidfiles cannot be read, and the multiprocess liveness check is off).").
 			Default("/proc").String(),
+		gomaxprocs: app.Flag("runtime.gomaxprocs",
+			"Most threads running Go code at once (GOMAXPROCS). 0: 1 unless a multiprocess directory is configured (as a source or a /probe module: its merge runs on every core), then Go's default; a GOMAXPROCS environment variable is then left as it is.").
+			Default("0").Int(),
 		logConfig: &promslog.Config{},
 	}
 	flag.AddFlags(app, s.logConfig)
@@ -121,6 +125,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 	if *s.selfMaxAge < 0 {
 		fmt.Fprintf(stderr, "%s: --scrape.self-metrics-max-age must not be negative\n", exporterName)
+		return 2
+	}
+	if *s.gomaxprocs < 0 {
+		fmt.Fprintf(stderr, "%s: --runtime.gomaxprocs must not be negative\n", exporterName)
 		return 2
 	}
 	if *s.maxSeries <= 0 || *s.maxLabelLen <= 0 {

@@ -44,6 +44,7 @@ type fleet struct {
 	// newLanding builds the landing page of a generation (nil: none).
 	newLanding func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	prober     *prober // nil: no /probe
+	procs      *procsPolicy
 
 	cur atomic.Pointer[generation]
 
@@ -91,6 +92,8 @@ type fleetOptions struct {
 	Landing func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	// Prober serves /probe with the generations' modules; nil: none.
 	Prober *prober
+	// Procs sets GOMAXPROCS for each generation; nil: left alone.
+	Procs *procsPolicy
 }
 
 // newFleet loads the configuration file, if any, and builds the first generation. The error
@@ -104,6 +107,7 @@ func newFleet(o fleetOptions) (*fleet, error) {
 		flagSources: o.FlagSources,
 		newLanding:  o.Landing,
 		prober:      o.Prober,
+		procs:       o.Procs,
 		runners:     map[collector.Source]*runner{},
 		self:        o.Shared,
 	}
@@ -132,11 +136,18 @@ func newFleet(o fleetOptions) (*fleet, error) {
 		return nil, err
 	}
 	fl.cur.Store(gen)
+	fl.applyProcs(gen)
 	if fl.reloadOK != nil {
 		fl.reloadOK.Set(1)
 		fl.reloadTime.SetToCurrentTime()
 	}
 	return fl, nil
+}
+
+func (fl *fleet) applyProcs(gen *generation) {
+	if fl.procs != nil {
+		fl.procs.apply(gen)
+	}
 }
 
 // current is the generation requests use now.
@@ -297,6 +308,7 @@ func (fl *fleet) reload() error {
 		return err
 	}
 	fl.cur.Store(gen)
+	fl.applyProcs(gen)
 	fl.syncRunners(gen)
 	fl.closeRemoved(old, gen)
 	fl.reloadOK.Set(1)

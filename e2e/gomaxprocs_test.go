@@ -1,0 +1,38 @@
+package e2e
+
+import (
+	"runtime"
+	"testing"
+)
+
+// --runtime.gomaxprocs, read back from the exporter's go_sched_gomaxprocs_threads: one thread
+// by default, Go's default when a multiprocess directory is configured, the GOMAXPROCS
+// environment variable left alone, and the flag's value when it is set.
+func TestGomaxprocs(t *testing.T) {
+	unreachable := "--nginx.scrape-uri=http://127.0.0.1:1/stub_status"
+	goDefault := 1
+	if runtime.NumCPU() > 1 {
+		goDefault = -1 // more than one; Go's figure depends on the cgroup's CPU limit
+	}
+	for _, c := range []struct {
+		name string
+		env  string
+		args []string
+		want int
+	}{
+		{"auto, nginx", "", []string{unreachable}, 1},
+		{"auto, no source", "", nil, 1},
+		{"auto, multiprocess directory", "", []string{unreachable, "--multiproc.dir=" + t.TempDir()}, goDefault},
+		{"environment", "3", []string{unreachable}, 3},
+		{"flag", "3", []string{unreachable, "--runtime.gomaxprocs=2"}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", c.env) // empty: unset for Go and for the exporter
+			x := StartExporter(t, c.args...)
+			got := x.Scrape(t).Get(t, "go_sched_gomaxprocs_threads", nil)
+			if (c.want > 0 && got != float64(c.want)) || (c.want < 0 && got < 2) {
+				t.Fatalf("go_sched_gomaxprocs_threads = %v, want %d (-1: more than one)", got, c.want)
+			}
+		})
+	}
+}
