@@ -129,3 +129,45 @@ func TestMultiprocAbandonedRead(t *testing.T) {
 		t.Fatalf("%d keys held, over the 20000 limit", k)
 	}
 }
+
+// TestMultiprocEvictWhileMerging: the key cache evicts from the read's workers (a new key over
+// the series limit) while the merge resolves earlier files' keys and the store folds: what the
+// eviction reads of a key (the last merge that used it, the store's references) must not race
+// with them (-race). Every key changes between reads, with room for about one read's keys: the
+// second read evicts while it merges (and may fail: the first read's keys were used by the last
+// merge, so they stay), the third evicts the first read's keys and is served.
+func TestMultiprocEvictWhileMerging(t *testing.T) {
+	dir := t.TempDir()
+	write := func(gen int) {
+		for f := 0; f < 64; f++ {
+			var es []testEntry
+			for i := 0; i < 20; i++ {
+				es = append(es, testEntry{key: counterKey("req", fmt.Sprintf(`"f": "%d", "i": "%d", "g": "%d"`, f, i, gen)), v: 1})
+			}
+			writeFile(t, dir, fmt.Sprintf("counter_%d.db", f), encodeDB(GenValue, 0, es...))
+		}
+	}
+	r := NewReader(Options{MaxSeries: 64*20 + 20, Workers: 4})
+	defer r.Close()
+	for gen := range 3 {
+		write(gen)
+		snap, err := r.Read(context.Background(), dir)
+		if gen == 1 && err != nil {
+			// The first read's keys stay; whether the keys this read kept before merging them
+			// make room depends on how far the workers are ahead of the merge.
+			if fetch.ReasonOf(err) != fetch.ReasonTooLarge {
+				t.Fatalf("read %d: %v, want too_large or none", gen, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read %d: %v", gen, err)
+		}
+		if n := len(snap.Families[0].Series); n != 64*20 {
+			t.Fatalf("read %d: %d series", gen, n)
+		}
+		if len(r.keys) > r.opts.MaxSeries {
+			t.Fatalf("read %d: %d keys kept, over %d", gen, len(r.keys), r.opts.MaxSeries)
+		}
+	}
+}

@@ -227,7 +227,7 @@ func (r *Reader) resolveKey(raw string, bud *budget) (*Key, error) {
 // evictLocked forgets the keys that neither the last merge nor the store used (keysMu held).
 func (r *Reader) evictLocked() {
 	for s, k := range r.keys {
-		if k.merge.epoch < r.epoch-1 && k.refs == 0 {
+		if k.used.Load() < r.epoch-1 && k.refs.Load() == 0 {
 			delete(r.keys, s)
 			r.keyBytes -= int64(len(s))
 		}
@@ -241,13 +241,13 @@ func (r *Reader) forget() {
 	defer r.keysMu.Unlock()
 	live := 0
 	for _, k := range r.keys {
-		if k.merge.epoch == r.epoch || k.refs > 0 {
+		if k.used.Load() == r.epoch || k.refs.Load() > 0 {
 			live++
 		}
 	}
 	if len(r.keys) > 2*live+1024 {
 		for s, k := range r.keys {
-			if k.merge.epoch != r.epoch && k.refs == 0 {
+			if k.used.Load() != r.epoch && k.refs.Load() == 0 {
 				delete(r.keys, s)
 				r.keyBytes -= int64(len(s))
 			}

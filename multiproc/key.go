@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -39,8 +40,11 @@ type Key struct {
 	suffix   string  // Sample after Metric ("_total", "_sum", ...), or "-" when Sample does not start with Metric
 	merge    mergeCache
 	fold     mergeCache // the store's resolution (its epoch is the store's generation)
-	// refs counts the store's entries of this key; the key cache keeps such keys.
-	refs int32
+	// refs counts the store's entries of this key; the key cache keeps such keys. used is the
+	// epoch of the last merge that resolved it. Both are atomic: the key cache's eviction reads
+	// them from the read's workers while the merge (and the store's fold) changes them.
+	refs atomic.Int32
+	used atomic.Uint64
 }
 
 // ParseKey parses an entry key. It accepts the 4-element keys of current clients and the

@@ -283,6 +283,7 @@ func (m *merger) resolve(k *Key, typ string, at pos) {
 		m.keys = append(m.keys, k)
 	}
 	*c = mergeCache{epoch: m.epoch, typ: typ}
+	k.used.Store(m.epoch)
 	fk := famKey{k.Metric, typ}
 	fam := m.fams[fk]
 	if fam == nil {

@@ -483,6 +483,7 @@ func (r *Reader) readPlanned(ctx context.Context, dir string, dfd int, dst *sysc
 	m.epoch = r.epoch
 	for _, k := range m.keys {
 		k.merge.epoch = r.epoch
+		k.used.Store(r.epoch)
 	}
 	snap.Files = make([]FileInfo, 0, len(p.files))
 	for i := range p.files {

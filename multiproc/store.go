@@ -57,7 +57,7 @@ func (st *store) fold(f *foldedFile) {
 	st.count(f, 1)
 	for i := range f.entries {
 		if k := f.entries[i].key; k != nil {
-			k.refs++
+			k.refs.Add(1)
 			st.add(k, f, i)
 		}
 	}
@@ -92,7 +92,7 @@ func (st *store) takeBack(name string) *foldedFile {
 	st.count(f, -1)
 	for i := range f.entries {
 		if k := f.entries[i].key; k != nil {
-			k.refs--
+			k.refs.Add(-1)
 			st.sub(k, f, i)
 		}
 	}
@@ -260,7 +260,7 @@ func (st *store) drop() {
 	for _, f := range st.files {
 		for i := range f.entries {
 			if k := f.entries[i].key; k != nil {
-				k.refs--
+				k.refs.Add(-1)
 			}
 		}
 	}
