@@ -237,6 +237,26 @@ func (s *scanner) key(keep int) (k []byte, cut bool) {
 		s.fail("want a string as object key")
 		return nil, false
 	}
+	// Most keys are short plain ASCII with their ':' in the buffer: they are returned in
+	// place, not copied. The slice is valid until the next call of the scanner.
+	rest := s.buf[s.pos+1:]
+	for i := 0; i < len(rest) && i <= keep; i++ {
+		c := rest[i]
+		if c == '"' {
+			j := i + 1
+			for j < len(rest) && (rest[j] == ' ' || rest[j] == '\n' || rest[j] == '\r' || rest[j] == '\t') {
+				j++
+			}
+			if j < len(rest) && rest[j] == ':' {
+				s.pos += 1 + j + 1
+				return rest[:i], false
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
 	k, cut = s.str(keep)
 	s.expect(':', "':' after an object key")
 	return k, cut
