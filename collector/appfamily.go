@@ -321,31 +321,12 @@ func summaryCount(s *multiproc.Series) uint64 {
 	return 0
 }
 
-// appendAppLine appends a line's name and labels (le last when set) and the space before its
-// value.
+// appendAppLine appends a line of an application series (appendLine).
 func appendAppLine(b []byte, name, suffix string, labels []*multiproc.Label, le string, bound float64, om bool) []byte {
-	b = append(append(b, name...), suffix...)
-	if len(labels) > 0 || le != "" {
-		sep := byte('{')
-		for _, l := range labels {
-			b = append(b, sep)
-			b = append(b, l.Name...)
-			b = append(b, '=', '"')
-			b = appendEscaped(b, l.Value, true)
-			b = append(b, '"')
-			sep = ','
-		}
-		if le != "" {
-			b = append(b, sep)
-			b = append(b, le...)
-			b = append(b, '=', '"')
-			b = appendFloat(b, bound, om)
-			b = append(b, '"')
-		}
-		b = append(b, '}')
-	}
-	return append(b, ' ')
+	return appendLine(b, name, suffix, labels, appLabel, le, bound, om)
 }
+
+func appLabel(l *multiproc.Label) (string, string) { return l.Name, l.Value }
 
 // dto returns the family as client_model structs, as the exporter built them for every
 // application series before (for the protobuf answer and the Gatherer).

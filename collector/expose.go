@@ -463,17 +463,25 @@ func appendDTO(b []byte, mf *dto.MetricFamily, om bool) ([]byte, bool) {
 	return b, true
 }
 
-// appendDTOLine appends a line's name and labels (le last when set) and the space before its
-// value.
+// appendDTOLine appends a line of a client_model series (appendLine).
 func appendDTOLine(b []byte, name, suffix string, labels []*dto.LabelPair, le string, bound float64, om bool) []byte {
+	return appendLine(b, name, suffix, labels, dtoLabel, le, bound, om)
+}
+
+func dtoLabel(l *dto.LabelPair) (string, string) { return l.GetName(), l.GetValue() }
+
+// appendLine appends a line's name and labels (le last when set) and the space before its
+// value; label gives a label's name and value.
+func appendLine[L any](b []byte, name, suffix string, labels []L, label func(L) (string, string), le string, bound float64, om bool) []byte {
 	b = append(append(b, name...), suffix...)
 	if len(labels) > 0 || le != "" {
 		sep := byte('{')
 		for _, l := range labels {
+			n, v := label(l)
 			b = append(b, sep)
-			b = append(b, l.GetName()...)
+			b = append(b, n...)
 			b = append(b, '=', '"')
-			b = appendEscaped(b, l.GetValue(), true)
+			b = appendEscaped(b, v, true)
 			b = append(b, '"')
 			sep = ','
 		}
