@@ -220,7 +220,7 @@ func TestPanickingSourceIsAFailedScrape(t *testing.T) {
 // boundSource is a fakeSource that honours its deadline itself (deadlineBound).
 type boundSource struct{ fakeSource }
 
-func (*boundSource) boundByDeadline() {}
+func (*boundSource) boundByDeadline() bool { return true }
 
 // A deadlineBound source is scraped on the request's goroutine (no goroutine of its own), and
 // a panic in it is still a failed scrape, not a crash.

@@ -50,8 +50,8 @@ func NewGunicornStatsd(cfg Config, opts GunicornStatsdOptions) (Source, error) {
 func (s *GunicornStatsdSource) Kind() Kind { return GunicornStatsdKind }
 
 // Config implements Source.
-func (s *GunicornStatsdSource) Config() Config   { return s.cfg }
-func (s *GunicornStatsdSource) boundByDeadline() {} // see deadlineBound
+func (s *GunicornStatsdSource) Config() Config        { return s.cfg }
+func (s *GunicornStatsdSource) boundByDeadline() bool { return true } // counts in memory: see deadlineBound
 
 // Listener gives access to the socket, e.g. to learn the bound address.
 func (s *GunicornStatsdSource) Listener() *gunicorn.StatsdListener { return s.listener }

@@ -3,15 +3,18 @@ package collector
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// The sources scraped on the request's goroutine (deadlineBound) give up at their deadline on
-// their own, against servers that accept and never answer, or answer one byte at a time
-// forever: the scrape ends within the deadline and the source is down.
+// The sources scraped on the request's goroutine (deadlineBound: uWSGI and nginx over TCP and
+// HTTP) give up at their deadline on their own, against servers that accept and never answer,
+// or answer one byte at a time forever: the scrape ends within the deadline and the source is
+// down. Those that resolve a path (unix sockets, files), which a hung file system can hold
+// past any deadline, keep their own goroutine and end at the deadline too.
 func TestInlineSourcesHonourTheDeadline(t *testing.T) {
 	for _, mode := range []string{"silent", "trickle"} {
 		serve := func(ln net.Listener) {
@@ -53,24 +56,32 @@ func TestInlineSourcesHonourTheDeadline(t *testing.T) {
 		go serve(tcp)
 		go serve(unix)
 
+		doc := filepath.Join(t.TempDir(), "stats.json")
+		if err := os.WriteFile(doc, []byte(`{"workers":[`), 0o600); err != nil { // cut short: down
+			t.Fatal(err)
+		}
 		cfg := func(addr string) Config { return Config{Address: addr, Timeout: 300 * time.Millisecond} }
 		var srcs []Source
 		for _, s := range []struct {
-			make func() (Source, error)
+			make   func() (Source, error)
+			inline bool
 		}{
-			{func() (Source, error) { return NewUWSGI(cfg("unix://"+sock), UWSGIOptions{}) }},
-			{func() (Source, error) { return NewUWSGI(cfg("tcp://"+tcp.Addr().String()), UWSGIOptions{}) }},
-			{func() (Source, error) { return NewUWSGI(cfg("http://"+tcp.Addr().String()+"/stats"), UWSGIOptions{}) }},
+			{func() (Source, error) { return NewUWSGI(cfg("unix://"+sock), UWSGIOptions{}) }, false},
+			{func() (Source, error) { return NewUWSGI(cfg("tcp://"+tcp.Addr().String()), UWSGIOptions{}) }, true},
+			{func() (Source, error) { return NewUWSGI(cfg("http://"+tcp.Addr().String()+"/stats"), UWSGIOptions{}) }, true},
 			{func() (Source, error) {
 				return NewNginx(cfg("http://"+tcp.Addr().String()+"/stub_status"), NginxOptions{})
-			}},
+			}, true},
+			{func() (Source, error) { return NewNginx(cfg("unix:"+sock+":/stub_status"), NginxOptions{}) }, false},
+			{func() (Source, error) { return NewUWSGI(cfg("file://"+doc), UWSGIOptions{}) }, false},
 		} {
 			src, err := s.make()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := src.(deadlineBound); !ok {
-				t.Fatalf("%s %s is not scraped inline", src.Kind().Name, src.Config().Address)
+			b, ok := src.(deadlineBound)
+			if inline := ok && b.boundByDeadline(); inline != s.inline {
+				t.Fatalf("%s %s: scraped inline %v, want %v", src.Kind().Name, src.Config().Address, inline, s.inline)
 			}
 			srcs = append(srcs, src)
 		}

@@ -44,9 +44,12 @@ type nginxSource struct {
 	client *nginx.Client
 }
 
-func (s *nginxSource) Kind() Kind       { return NginxKind }
-func (s *nginxSource) Config() Config   { return s.cfg }
-func (s *nginxSource) boundByDeadline() {} // see deadlineBound
+func (s *nginxSource) Kind() Kind     { return NginxKind }
+func (s *nginxSource) Config() Config { return s.cfg }
+
+// boundByDeadline: a TCP target's waits are all on the socket; a unix socket's connect
+// resolves a path (see deadlineBound).
+func (s *nginxSource) boundByDeadline() bool { return s.client.Target().Socket == "" }
 
 // Scrape reads and parses the page and writes its series.
 func (s *nginxSource) Scrape(ctx context.Context, w *Writer) error {

@@ -87,28 +87,30 @@ func recovered[T any](what string, fn func() (T, error)) (v T, err error) {
 	return fn()
 }
 
-// deadlineBound is a Source whose Scrape returns by its context's deadline (or cancellation)
-// on its own: every wait in it is on a socket whose deadline is the context's, or on nothing
-// (statsd's counts in memory), and its translation stops at the Writer's deadline. It is
-// scraped on the request's goroutine rather than under guarded, which saves a goroutine and
-// two hand-offs between threads per scrape (docs/benchmarks.md, "Inline scrapes"). Sources
-// that read files or /proc, which the kernel may keep waiting beyond any deadline (a stuck
-// process's memory lock, a hung network file system), stay under guarded.
+// deadlineBound is a Source that may return by its context's deadline (or cancellation) on
+// its own. When boundByDeadline reports true, every wait of its Scrape is on a socket whose
+// deadline is the context's, or on nothing (statsd's counts in memory), and its translation
+// stops at the Writer's deadline: it is scraped on the request's goroutine rather than under
+// guarded, which saves a goroutine and two hand-offs between threads per scrape
+// (docs/benchmarks.md, "Inline scrapes and one thread"). A source that resolves a path (a unix
+// socket's connect, a file), reads /proc or a file system (gunicorn, multiprocess
+// directories) stays under guarded: the kernel can hold such a call past any deadline (a hung
+// network file system, a stuck process's memory lock).
 type deadlineBound interface {
 	Source
-	boundByDeadline()
+	boundByDeadline() bool
 }
 
 // limitedScrape runs s.Scrape under ctx once one of the source's read slots is free. A scrape
 // abandoned at its deadline keeps its slot until it really returns, so a hung target cannot
 // gather more than maxReadsPerSource reads; its Writer then belongs to it (the error wraps
-// errAbandoned). A deadlineBound source is scraped on the caller's goroutine.
+// errAbandoned). A deadlineBound source is scraped on the caller's goroutine when it can be.
 func (e *Exporter) limitedScrape(ctx context.Context, s Source, w *Writer) error {
 	release, err := e.limits.acquire(ctx, s)
 	if err != nil {
 		return err
 	}
-	if _, ok := s.(deadlineBound); ok {
+	if b, ok := s.(deadlineBound); ok && b.boundByDeadline() {
 		defer release()
 		_, err = recovered("scraping", func() (struct{}, error) { return struct{}{}, s.Scrape(ctx, w) })
 		return err

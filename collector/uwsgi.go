@@ -55,9 +55,15 @@ type uwsgiSource struct {
 	opts   UWSGIOptions
 }
 
-func (s *uwsgiSource) Kind() Kind       { return UWSGIKind }
-func (s *uwsgiSource) Config() Config   { return s.cfg }
-func (s *uwsgiSource) boundByDeadline() {} // see deadlineBound
+func (s *uwsgiSource) Kind() Kind     { return UWSGIKind }
+func (s *uwsgiSource) Config() Config { return s.cfg }
+
+// boundByDeadline: over TCP and HTTP every wait is on the socket; a unix socket's connect and
+// a file's reads resolve a path, which a hung file system can hold (see deadlineBound).
+func (s *uwsgiSource) boundByDeadline() bool {
+	t := s.client.Address().Transport
+	return t == uwsgi.TCP || t == uwsgi.HTTP
+}
 
 // Scrape reads and decodes the stats document and writes its series.
 func (s *uwsgiSource) Scrape(ctx context.Context, w *Writer) error {

@@ -24,6 +24,7 @@ func TestGomaxprocs(t *testing.T) {
 		{"auto, no source", "", nil, 1},
 		{"auto, multiprocess directory", "", []string{unreachable, "--multiproc.dir=" + t.TempDir()}, goDefault},
 		{"environment", "3", []string{unreachable}, 3},
+		{"environment Go ignores", "abc", []string{unreachable}, 1},
 		{"flag", "3", []string{unreachable, "--runtime.gomaxprocs=2"}, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -40,7 +40,7 @@ func (s *settings) newFleet(sources []collector.Source, logger *slog.Logger) (*f
 		Exporter:    fleetOpts,
 		Landing:     landing,
 		Prober:      newProber(*s.fleet.probeMax, expOpts, logger),
-		Procs:       newProcsPolicy(*s.gomaxprocs, os.Getenv("GOMAXPROCS") != "", logger),
+		Procs:       newProcsPolicy(*s.gomaxprocs, envProcs(os.Getenv("GOMAXPROCS")), logger),
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"runtime"
+	"strconv"
 
 	"github.com/wsgi-exporter/wsgi_exporter/collector"
 )
@@ -29,6 +30,13 @@ type procsPolicy struct {
 func newProcsPolicy(flag int, envSet bool, logger *slog.Logger) *procsPolicy {
 	return &procsPolicy{flag: flag, envSet: envSet, logger: logger,
 		set: func(n int) { runtime.GOMAXPROCS(n) }, setDefault: runtime.SetDefaultGOMAXPROCS}
+}
+
+// envProcs reports whether Go took GOMAXPROCS from the environment: a positive integer, as
+// the runtime reads it (anything else is ignored by Go, and so by auto).
+func envProcs(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n > 0
 }
 
 // parallelKinds are the kinds whose reads use every core (a source's Kind().Name and a

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -64,5 +68,45 @@ func TestProcsPolicy(t *testing.T) {
 		if !slices.Equal(calls, c.want) {
 			t.Errorf("%s: calls %v, want %v", c.name, calls, c.want)
 		}
+	}
+}
+
+// Only a GOMAXPROCS that Go applies counts as set: a positive integer.
+func TestEnvProcs(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "1": true, "3": true, "0": false, "-2": false, "abc": false, "2x": false} {
+		if got := envProcs(v); got != want {
+			t.Errorf("envProcs(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// A reload sets the new generation's GOMAXPROCS before the generation serves: a scrape that
+// came in between would read a new multiprocess directory with one thread, which its reader
+// keeps for good.
+func TestReloadSetsProcsBeforeServing(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	dir := t.TempDir()
+	mpdir := filepath.Join(dir, "mp")
+	if err := os.Mkdir(mpdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, "sources:\n  - {kind: nginx, address: \"http://127.0.0.1:1/stub_status\"}\n")
+	fl, srv := probeServer(t, "--config.file="+cfg)
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("GOMAXPROCS %d after an nginx-only start, want 1", n)
+	}
+	served := false
+	setDefault := fl.procs.setDefault
+	fl.procs.setDefault = func() {
+		_, mfs, _ := get(t, srv.URL+"/metrics", "") // a scrape arriving now
+		_, served = mfs["multiproc_up"]
+		setDefault()
+	}
+	writeConfig(t, dir, fmt.Sprintf("sources:\n  - {kind: multiproc, address: %q}\n", mpdir))
+	if err := fl.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if served {
+		t.Error("the new generation's multiprocess directory was scraped before GOMAXPROCS was set for it")
 	}
 }

@@ -135,8 +135,8 @@ func newFleet(o fleetOptions) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	fl.applyProcs(gen) // before any scrape of gen: a multiprocess reader takes it at its first read
 	fl.cur.Store(gen)
-	fl.applyProcs(gen)
 	if fl.reloadOK != nil {
 		fl.reloadOK.Set(1)
 		fl.reloadTime.SetToCurrentTime()
@@ -307,8 +307,8 @@ func (fl *fleet) reload() error {
 		old.exp.RefreshSelf()
 		return err
 	}
+	fl.applyProcs(gen) // before any scrape of gen: a multiprocess reader takes it at its first read
 	fl.cur.Store(gen)
-	fl.applyProcs(gen)
 	fl.syncRunners(gen)
 	fl.closeRemoved(old, gen)
 	fl.reloadOK.Set(1)
