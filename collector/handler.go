@@ -295,7 +295,7 @@ var (
 	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 	// 128 KiB: net/http writes what it is given in one or two write calls, and each call to
 	// a loopback scraper costs the sender the delivery too; a 64-worker uWSGI answer (215 KB)
-	// takes 5 calls instead of 13 (docs/benchmarks.md, "Inline scrapes").
+	// takes 5 calls instead of 13 (docs/benchmarks.md, "Inline scrapes and one thread").
 	bufPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
 	linesPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); return &b }}
 )
