@@ -239,3 +239,35 @@ func TestMultiprocFullReadForgetsLastMerge(t *testing.T) {
 		t.Fatalf("the last merge held during the next full read: %d (-1: not checked)", held)
 	}
 }
+
+// A full read of a directory whose last read merged collectAt entries or more starts with a
+// garbage collection, and ends with one when it built a plan; reads through the plan do not.
+func TestMultiprocCollectsAroundFullReads(t *testing.T) {
+	d := &storeDir{t: t, dir: t.TempDir(), rnd: rand.New(rand.NewPCG(3, 11)), files: map[string][]testEntry{}, gens: map[string]Generation{}}
+	for pid := 200; pid < 204; pid++ {
+		d.writer(pid)
+	}
+	r := NewReader(Options{})
+	defer r.Close()
+	r.collectAt = 1
+	step := func(what string, wantPlanned, wantCollected int) {
+		t.Helper()
+		if _, err := r.Read(context.Background(), d.dir); err != nil {
+			t.Fatal(err)
+		}
+		if r.planned != wantPlanned || r.collected != wantCollected {
+			t.Fatalf("%s: %d planned reads and %d collections, want %d and %d", what, r.planned, r.collected, wantPlanned, wantCollected)
+		}
+	}
+	step("cold read (nothing merged before, no plan: first sight of the files)", 0, 0)
+	step("second full read (builds the plan)", 0, 2)
+	step("warm read", 1, 2)
+	step("warm read", 2, 2)
+	d.writer(300) // a new file
+	step("full read after a new file (no plan: the files changed)", 2, 3)
+	step("full read that builds the plan again", 2, 5)
+	step("warm read", 3, 5)
+	r.collectAt = 1 << 30 // a small directory
+	d.writer(301)
+	step("full read under the threshold", 3, 5)
+}

@@ -194,6 +194,9 @@ type Reader struct {
 	gaugeSizes    map[famKey]int // gauge samples per family at the last read
 	plan          *plan          // of the last full read, while its files' layouts stay (plan.go)
 	planned       int            // reads served through a plan (tests)
+	lastEntries   int            // entries the last read merged
+	collectAt     int            // collectBeforeFull; tests lower it
+	collected     int            // collections forced before full reads (tests)
 	plannedListed int            // of those, reads that trusted the listing: no stat per file (tests)
 
 	bufs      sync.Pool
@@ -209,10 +212,19 @@ func NewReader(opts Options) *Reader {
 		opts.RecheckInterval = DefaultRecheckInterval
 	}
 	return &Reader{opts: opts, sem: make(chan struct{}, 1), keys: map[string]*Key{}, badKeys: map[string]error{},
-		files: map[string]*fileState{}, store: newStore(1), procs: newProcWatch(opts.ProcRoot), now: time.Now}
+		files: map[string]*fileState{}, store: newStore(1), procs: newProcWatch(opts.ProcRoot), now: time.Now,
+		collectAt: collectBeforeFull}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
+
+// collectBeforeFull is the size of a directory (entries merged by the last read) from which a
+// full read starts with a garbage collection, and ends with one when it built a plan: the Go
+// collector lets the heap grow to twice what was live at its last cycle, and a cycle that falls
+// while a full read holds its temporaries (or the last read's merge) sets that bar high for
+// the warm reads after it. Warm reads through the plan, the steady state, do not collect.
+// Below it the heap is small anyway. Figures in docs/benchmarks.md.
+const collectBeforeFull = 1 << 16
 
 type fileEntry struct {
 	key   *Key // nil: a bad key, or one over the length cap
@@ -360,6 +372,13 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		r.plan = nil
 	}
 	r.forgetMerge()
+	if r.lastEntries >= r.collectAt {
+		// What the last read built (its merge, a dropped plan) is garbage now, but the Go
+		// collector paced its next cycle on a heap that held it: collected now, the heap
+		// this read builds on is only what is kept (the keys, the layouts, the store).
+		runtime.GC()
+		r.collected++
+	}
 
 	infos := make([]FileInfo, len(jobs))
 	mapBudget := max(0, maxMapped-r.mapCount)
@@ -494,6 +513,12 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	switch {
 	case err == nil:
 		r.plan = p
+		if p != nil && r.lastEntries >= r.collectAt {
+			// The plan's builder and the read's buffers are garbage: collected now, the
+			// warm reads that follow pace their collections on what the plan keeps.
+			runtime.GC()
+			r.collected++
+		}
 	case p != nil:
 		p.drop() // the layouts get their value offsets back: the next read is a full one
 	}
@@ -521,6 +546,7 @@ func (r *Reader) finishRead(dir string, snap *Snapshot, m *merger, fresh bool) (
 		}
 	}
 	snap.Entries += r.store.entries
+	r.lastEntries = snap.Entries
 	snap.Bytes += r.store.used
 	snap.Dropped[EntryReasonBadKey] += r.store.bad
 	snap.Dropped[EntryReasonKeyTooLong] += r.store.long
