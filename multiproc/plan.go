@@ -349,36 +349,22 @@ func (p *plan) usable(jobs []*fileState, fold func(*fileState) bool) bool {
 // stat without following links: the same inode on the directory's filesystem, a regular file
 // of the mapped size: so neither replaced nor truncated), then that its used field and first
 // and last keys did not change. data may fault: the caller recovers.
-//
-// With listed (the directory's listing is trusted this read: its identity and times are as
-// when it was last listed, outside the racy window, see dirState) the stat is left out for a
-// file with entries: no name was created, removed or renamed since a listing that found each
-// name at its inode, so the name is still the mapped file, and a file cut or rewritten in place
-// faults (a recovered panic, then a full read) or changes its used field or its ends. Only its
-// size is not seen then: a file whose size changed in place with its used part as it was
-// (truncated to no less than that part, or grown without a new entry, which the client does
-// not do) shows its new size at the next listing or recheck. A file without entries is still
-// stated (cut to its header, it would read as before). On a machine where a system call is
-// dear (a paravirtualized guest: about 9 µs each here) the stats were a fifth of a warm scrape
-// of 512 files.
-func (f *planFile) fileOK(dfd int, dst *syscall.Stat_t, listed bool) bool {
-	if !listed || f.used <= headerSize {
-		st, err := fstatat(dfd, f.fs.name)
-		if err != nil || st.ino != f.c.ino || st.dev != uint64(dst.Dev) || st.size != int64(len(f.c.data)) || st.mode&syscall.S_IFMT != syscall.S_IFREG {
-			return false
-		}
+func (f *planFile) fileOK(dfd int, dst *syscall.Stat_t) bool {
+	st, err := fstatat(dfd, f.fs.name)
+	if err != nil || st.ino != f.c.ino || st.dev != uint64(dst.Dev) || st.size != int64(len(f.c.data)) || st.mode&syscall.S_IFMT != syscall.S_IFREG {
+		return false
 	}
 	used, err := UsedOf(f.c.data)
 	return err == nil && used == f.used && f.lay.used == used && used <= len(f.c.data) && f.sameEnds(f.c.data[:used])
 }
 
 // run resets the targets and adds every file's values into them, with one goroutine per worker.
-func (p *plan) run(ctx context.Context, dfd int, dst *syscall.Stat_t, listed bool) error {
+func (p *plan) run(ctx context.Context, dfd int, dst *syscall.Stat_t) error {
 	workers := len(p.cuts) - 1
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		wg.Go(func() { errs[w] = p.walk(ctx, w, dfd, dst, listed) })
+		wg.Go(func() { errs[w] = p.walk(ctx, w, dfd, dst) })
 	}
 	wg.Wait()
 	var err error
@@ -396,7 +382,7 @@ func (p *plan) run(ctx context.Context, dfd int, dst *syscall.Stat_t, listed boo
 
 // walk is worker w's part of run: it checks every workers-th file (a file that changed makes
 // the whole read a full one, and what was added is dropped), and adds its targets' values.
-func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t, listed bool) (err error) {
+func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (err error) {
 	debug.SetPanicOnFault(true)
 	defer func() {
 		if x := recover(); x != nil {
@@ -405,7 +391,7 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t, li
 	}()
 	workers := len(p.cuts) - 1
 	for i := w; i < len(p.files); i += workers {
-		if !p.files[i].fileOK(dfd, dst, listed) {
+		if !p.files[i].fileOK(dfd, dst) {
 			return errPlanStale
 		}
 	}
@@ -476,7 +462,7 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t, li
 
 // readPlanned is a warm read through r.plan: ok false when the plan does not apply (the caller
 // drops it and reads in full).
-func (r *Reader) readPlanned(ctx context.Context, dir string, dfd int, dst *syscall.Stat_t, listed bool, jobs []*fileState, fold func(*fileState) bool, snap *Snapshot) (ok bool, err error) {
+func (r *Reader) readPlanned(ctx context.Context, dir string, dfd int, dst *syscall.Stat_t, jobs []*fileState, fold func(*fileState) bool, snap *Snapshot) (ok bool, err error) {
 	p := r.plan
 	if !p.usable(jobs, fold) {
 		return false, nil
@@ -487,7 +473,7 @@ func (r *Reader) readPlanned(ctx context.Context, dir string, dfd int, dst *sysc
 	if r.opts.MaxEntries > 0 && r.store.entries+p.entries > r.opts.MaxEntries {
 		return true, fetch.Errorf(fetch.ReasonTooLarge, "%s holds more than the %d entry limit", dir, r.opts.MaxEntries)
 	}
-	if err := p.run(ctx, dfd, dst, listed); err != nil {
+	if err := p.run(ctx, dfd, dst); err != nil {
 		if errors.Is(err, errPlanFault) || errors.Is(err, errPlanStale) {
 			return false, nil
 		}

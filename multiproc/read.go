@@ -191,13 +191,12 @@ type Reader struct {
 	lastFull     time.Time
 	now          func() time.Time
 
-	gaugeSizes    map[famKey]int // gauge samples per family at the last read
-	plan          *plan          // of the last full read, while its files' layouts stay (plan.go)
-	planned       int            // reads served through a plan (tests)
-	lastEntries   int            // entries the last read merged
-	collectAt     int            // collectBeforeFull; tests lower it
-	collected     int            // collections forced before full reads (tests)
-	plannedListed int            // of those, reads that trusted the listing: no stat per file (tests)
+	gaugeSizes  map[famKey]int // gauge samples per family at the last read
+	plan        *plan          // of the last full read, while its files' layouts stay (plan.go)
+	planned     int            // reads served through a plan (tests)
+	lastEntries int            // entries the last read merged
+	collectAt   int            // collectBeforeFull; tests lower it
+	collected   int            // collections forced before full reads (tests)
 
 	bufs      sync.Pool
 	entryPool sync.Pool
@@ -296,8 +295,7 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	}
 	useStore := !r.opts.NoStore && r.opts.ProcRoot != ""
 	full := !r.dir.ok || now.Sub(r.lastFull) >= r.opts.RecheckInterval
-	listed := !full && !r.dir.stale(&dst) // the last listing holds: no name changed since
-	if !listed {
+	if full || r.dir.stale(&dst) {
 		r.dir.set(&dst, now)
 		if err := r.relist(dfd, snap); err != nil {
 			r.dir.ok = false
@@ -354,15 +352,12 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	}
 
 	if r.plan != nil && !snap.Store.Rechecked && !snap.Store.Reset {
-		ok, err := r.readPlanned(ctx, dir, dfd, &dst, listed, jobs, fold, snap)
+		ok, err := r.readPlanned(ctx, dir, dfd, &dst, jobs, fold, snap)
 		if ok {
 			if err != nil {
 				return nil, err
 			}
 			r.planned++
-			if listed {
-				r.plannedListed++
-			}
 			return r.finishRead(dir, snap, r.plan.m, false)
 		}
 		r.epoch++ // the plan's merge must not be mistaken for this read's
