@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 	"weak"
 )
 
@@ -214,16 +215,18 @@ func TestMultiprocFullReadForgetsLastMerge(t *testing.T) {
 	}
 }
 
-// A full read of a directory whose last read merged collectAt entries or more starts with a
-// garbage collection, and ends with one when it built a plan; reads through the plan do not.
-func TestMultiprocCollectsAroundFullReads(t *testing.T) {
+// A directory of collectAt entries or more collects when it enters the steady state (a full
+// read that builds a plan) and when it leaves it (a full read that drops one), at most once
+// per collectGap for all readers; reads through the plan, and full reads with no plan before
+// or after, do not.
+func TestMultiprocCollectsAroundPlans(t *testing.T) {
 	d := &storeDir{t: t, dir: t.TempDir(), rnd: rand.New(rand.NewPCG(3, 11)), files: map[string][]testEntry{}, gens: map[string]Generation{}}
 	for pid := 200; pid < 204; pid++ {
 		d.writer(pid)
 	}
 	r := NewReader(Options{})
 	defer r.Close()
-	r.collectAt = 1
+	r.collectAt, r.collectGap = 1, 0
 	step := func(what string, wantPlanned, wantCollected int) {
 		t.Helper()
 		if _, err := r.Read(context.Background(), d.dir); err != nil {
@@ -233,15 +236,19 @@ func TestMultiprocCollectsAroundFullReads(t *testing.T) {
 			t.Fatalf("%s: %d planned reads and %d collections, want %d and %d", what, r.planned, r.collected, wantPlanned, wantCollected)
 		}
 	}
-	step("cold read (nothing merged before, no plan: first sight of the files)", 0, 0)
-	step("second full read (builds the plan)", 0, 2)
-	step("warm read", 1, 2)
-	step("warm read", 2, 2)
-	d.writer(300) // a new file
-	step("full read after a new file (no plan: the files changed)", 2, 3)
-	step("full read that builds the plan again", 2, 5)
-	step("warm read", 3, 5)
-	r.collectAt = 1 << 30 // a small directory
+	step("cold read (first sight of the files: no plan)", 0, 0)
+	step("second full read (builds the plan)", 0, 1)
+	step("warm read", 1, 1)
+	step("warm read", 2, 1)
+	d.writer(300)
+	step("full read after a new file (drops the plan, builds none: the files changed)", 2, 2)
 	d.writer(301)
-	step("full read under the threshold", 3, 5)
+	step("full read after another new file (no plan before or after)", 2, 2)
+	step("full read that builds the plan again", 2, 3)
+	step("warm read", 3, 3)
+	r.collectGap = time.Hour // another reader collected a moment ago
+	d.writer(302)
+	step("full read dropping the plan within the gap", 3, 3)
+	r.collectAt, r.collectGap = 1<<30, 0 // a small directory
+	step("full read of a small directory that builds the plan", 3, 3)
 }

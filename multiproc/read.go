@@ -196,6 +196,7 @@ type Reader struct {
 	planned     int            // reads served through a plan (tests)
 	lastEntries int            // entries the last read merged
 	collectAt   int            // collectBeforeFull; tests lower it
+	collectGap  time.Duration  // collectEvery; tests lower it
 	collected   int            // collections forced before full reads (tests)
 
 	bufs      sync.Pool
@@ -212,18 +213,42 @@ func NewReader(opts Options) *Reader {
 	}
 	return &Reader{opts: opts, sem: make(chan struct{}, 1), keys: map[string]*Key{}, badKeys: map[string]error{},
 		files: map[string]*fileState{}, store: newStore(1), procs: newProcWatch(opts.ProcRoot), now: time.Now,
-		collectAt: collectBeforeFull}
+		collectAt: collectBeforeFull, collectGap: collectEvery}
 }
 
 const firstRead = 64 << 10 // the client's initial file size
 
-// collectBeforeFull is the size of a directory (entries merged by the last read) from which a
-// full read starts with a garbage collection, and ends with one when it built a plan: the Go
-// collector lets the heap grow to twice what was live at its last cycle, and a cycle that falls
-// while a full read holds its temporaries (or the last read's merge) sets that bar high for
-// the warm reads after it. Warm reads through the plan, the steady state, do not collect.
-// Below it the heap is small anyway. Figures in docs/benchmarks.md.
+// collectBeforeFull is the size of a directory (entries merged by the last read) from which
+// entering or leaving the steady state of warm reads through a plan starts a garbage
+// collection: a full read that builds a plan ends with one, and a full read that drops one
+// starts with one. The Go collector lets the heap grow to twice what was live at its last
+// cycle, and a cycle that falls while a full read holds its temporaries (or the last merge)
+// sets that bar high for the warm reads after it. Reads that never get a plan (no mapping, a
+// file with a problem, a directory that keeps growing new entries) do not collect, and
+// collections forced by all readers together are at most one per collectEvery. Below it the
+// heap is small anyway. Figures in docs/benchmarks.md.
 const collectBeforeFull = 1 << 16
+
+// collectEvery spaces the collections readers force: several large directories rechecked at
+// the same scrape make one, not one each over the whole heap.
+const collectEvery = 10 * time.Second
+
+// lastCollect is when a reader last forced a collection (UnixNano; 0: never).
+var lastCollect atomic.Int64
+
+// collect forces a garbage collection for a directory of collectAt entries or more, unless a
+// reader forced one less than collectEvery ago.
+func (r *Reader) collect() {
+	if r.lastEntries < r.collectAt {
+		return
+	}
+	now, last := time.Now().UnixNano(), lastCollect.Load()
+	if last != 0 && now-last < int64(r.collectGap) || !lastCollect.CompareAndSwap(last, now) {
+		return
+	}
+	runtime.GC()
+	r.collected++
+}
 
 type fileEntry struct {
 	key   *Key // nil: a bad key, or one over the length cap
@@ -362,17 +387,16 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		r.epoch++ // the plan's merge must not be mistaken for this read's
 	}
-	if r.plan != nil {
+	dropped := r.plan != nil
+	if dropped {
 		r.plan.drop()
 		r.plan = nil
 	}
 	r.forgetMerge()
-	if r.lastEntries >= r.collectAt {
-		// What the last read built (its merge, a dropped plan) is garbage now, but the Go
-		// collector paced its next cycle on a heap that held it: collected now, the heap
-		// this read builds on is only what is kept (the keys, the layouts, the store).
-		runtime.GC()
-		r.collected++
+	if dropped {
+		// Leaving the steady state: the plan and its merge are garbage now, but the Go
+		// collector paced its next cycle on a heap that held them.
+		r.collect()
 	}
 
 	infos := make([]FileInfo, len(jobs))
@@ -508,11 +532,10 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 	switch {
 	case err == nil:
 		r.plan = p
-		if p != nil && r.lastEntries >= r.collectAt {
-			// The plan's builder and the read's buffers are garbage: collected now, the
-			// warm reads that follow pace their collections on what the plan keeps.
-			runtime.GC()
-			r.collected++
+		if p != nil {
+			// Entering the steady state: the plan's builder and the read's buffers are
+			// garbage; collected now, the warm reads pace their collections on what is kept.
+			r.collect()
 		}
 	case p != nil:
 		p.drop() // the layouts get their value offsets back: the next read is a full one
