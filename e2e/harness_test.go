@@ -58,16 +58,33 @@ func RequireCommand(t testing.TB, path string) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that it never
+// returned before in this test run: the kernel may hand a port just closed out again, and two
+// calls for one server (uWSGI's HTTP and stats sockets) once got the same port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[port] {
+			given[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no new free port in 100 tries")
+	return 0
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{} // ports FreePort returned
+)
 
 // Process is a started program whose output is kept for failure messages.
 type Process struct {
