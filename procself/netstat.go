@@ -21,7 +21,7 @@ func (r *Reader) Netstat() (Netstat, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	path := r.proc + "/self/net/netstat"
-	b, err := r.readFile(path, maxNetstatBytes, true)
+	b, err := r.readFile(path, maxNetstatBytes)
 	if err != nil {
 		return Netstat{}, err
 	}

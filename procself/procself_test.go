@@ -177,10 +177,10 @@ func TestReadBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Reader{proc: dir}
-	if _, err := r.readFile(path, 64<<10, false); err == nil || !strings.Contains(err.Error(), "longer than") {
+	if _, err := r.readFile(path, 64<<10); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("err %v", err)
 	}
-	b, err := r.readFile(path, 100<<10, true)
+	b, err := r.readFile(path, 100<<10)
 	if err != nil || len(b) != 100<<10 {
 		t.Errorf("%d bytes, %v", len(b), err)
 	}
@@ -194,7 +194,7 @@ func TestReadBounded(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Repeat("x", 200<<10)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.readFile(path, 100<<10, true); err == nil || len(r.kept) != 0 {
+	if _, err := r.readFile(path, 100<<10); err == nil || len(r.kept) != 0 {
 		t.Errorf("err %v, %d kept", err, len(r.kept))
 	}
 	r.Close()

@@ -45,7 +45,7 @@ type Reader struct {
 }
 
 // NewReader returns a Reader of the process's own figures under /proc.
-func NewReader() *Reader { return &Reader{proc: "/proc", kept: map[string]int{}} }
+func NewReader() *Reader { return &Reader{proc: "/proc"} }
 
 // Kept is the number of descriptors the Reader keeps open.
 func (r *Reader) Kept() int {
@@ -65,23 +65,21 @@ func (r *Reader) Close() {
 }
 
 // readFile reads path from its start (at most max bytes; more is an error) into the Reader's
-// buffer, which grows as needed and is kept for the next read. The file is kept open when
-// keep; on an error it is closed, and opened again by the next read.
-func (r *Reader) readFile(path string, max int, keep bool) (_ []byte, err error) {
+// buffer, which grows as needed and is kept for the next read. The file is kept open; on an
+// error it is closed, and opened again by the next read.
+func (r *Reader) readFile(path string, max int) (_ []byte, err error) {
 	fd, ok := r.kept[path]
 	if !ok {
 		if fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
 			return nil, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		if keep {
-			if r.kept == nil {
-				r.kept = map[string]int{}
-			}
-			r.kept[path] = fd
+		if r.kept == nil {
+			r.kept = map[string]int{}
 		}
+		r.kept[path] = fd
 	}
 	defer func() {
-		if !keep || err != nil {
+		if err != nil {
 			syscall.Close(fd)
 			delete(r.kept, path)
 		}
@@ -127,7 +125,7 @@ func (r *Reader) readFile(path string, max int, keep bool) (_ []byte, err error)
 func (r *Reader) Stat() (Stat, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := r.readFile(r.proc+"/self/stat", maxStatBytes, true)
+	b, err := r.readFile(r.proc+"/self/stat", maxStatBytes)
 	if err != nil {
 		return Stat{}, err
 	}
