@@ -12,7 +12,7 @@ import (
 func (r *Reader) OpenFDs() (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	path := r.proc + "/self/fd"
+	path := r.fdPath
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return 0, fmt.Errorf("stat %s: %w", path, err)

@@ -20,14 +20,13 @@ type Netstat struct {
 func (r *Reader) Netstat() (Netstat, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	path := r.proc + "/self/net/netstat"
-	b, err := r.readFile(path, maxNetstatBytes)
+	b, err := r.readFile(r.netstatPath, maxNetstatBytes)
 	if err != nil {
 		return Netstat{}, err
 	}
 	ns, err := parseNetstat(b)
 	if err != nil {
-		return Netstat{}, fmt.Errorf("%s: %w", path, err)
+		return Netstat{}, fmt.Errorf("%s: %w", r.netstatPath, err)
 	}
 	return ns, nil
 }

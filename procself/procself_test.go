@@ -176,7 +176,7 @@ func TestReadBounded(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Repeat("x", 100<<10)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reader{proc: dir}
+	r := newReader(dir)
 	if _, err := r.readFile(path, 64<<10); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("err %v", err)
 	}

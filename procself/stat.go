@@ -37,15 +37,23 @@ func (s Stat) ResidentBytes() float64 { return float64(s.RSS * int64(os.Getpages
 // reading it again from offset 0) and does not count them among the process's open
 // descriptors. It may be used by several goroutines: a reading holds its lock.
 type Reader struct {
-	mu     sync.Mutex
-	proc   string // the /proc mount: "/proc" but in tests
+	mu   sync.Mutex
+	proc string // the /proc mount: "/proc" but in tests
+	// The paths read at every reading, under proc, built once.
+	statPath, netstatPath, fdPath string
+
 	buf    []byte
 	dirBuf []byte
 	kept   map[string]int // open descriptors by path
 }
 
 // NewReader returns a Reader of the process's own figures under /proc.
-func NewReader() *Reader { return &Reader{proc: "/proc"} }
+func NewReader() *Reader { return newReader("/proc") }
+
+func newReader(proc string) *Reader {
+	return &Reader{proc: proc, statPath: proc + "/self/stat", netstatPath: proc + "/self/net/netstat",
+		fdPath: proc + "/self/fd"}
+}
 
 // Kept is the number of descriptors the Reader keeps open.
 func (r *Reader) Kept() int {
@@ -125,7 +133,7 @@ func (r *Reader) readFile(path string, max int) (_ []byte, err error) {
 func (r *Reader) Stat() (Stat, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := r.readFile(r.proc+"/self/stat", maxStatBytes)
+	b, err := r.readFile(r.statPath, maxStatBytes)
 	if err != nil {
 		return Stat{}, err
 	}
