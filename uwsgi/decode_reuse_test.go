@@ -2,7 +2,6 @@ package uwsgi
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -14,10 +13,7 @@ import (
 // the same document held in memory, which needs no read buffer: the 32 KiB buffer and the
 // scratch come from the last decode.
 func TestDecodeFromReusesBuffers(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(fixtures, "unix_4workers_2threads_metrics_busy_slow.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := fixture(t, "unix_4workers_2threads_metrics_busy_slow.json")
 	inMemory := testing.AllocsPerRun(50, func() {
 		if _, err := Decode(b); err != nil {
 			t.Fatal(err)
@@ -40,13 +36,13 @@ func TestDecodeFromReusesBuffers(t *testing.T) {
 // two decodes, or a result pointing into a buffer used again, shows (run with -race).
 func TestDecodeFromConcurrentReuse(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(fixtures, "*.json"))
+	if len(files) == 0 {
+		t.Fatalf("no fixtures in %s", fixtures)
+	}
 	var docs [][]byte
 	var want []*Stats
 	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := fixture(t, filepath.Base(p))
 		st, err := Decode(b)
 		if err != nil {
 			t.Fatal(err)
