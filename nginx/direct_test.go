@@ -42,15 +42,7 @@ func TestDirectRequestAndReuse(t *testing.T) {
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	tgt, err := ParseAddress("unix:" + sock + ":/basic_status?a=b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(tgt, Options{Username: "prom", Password: "s3cr:et", Host: "status.internal"})
-	defer c.Close()
-	if c.direct == nil {
-		t.Fatal("no direct path for a plain-HTTP target")
-	}
+	c := directClient(t, "unix:"+sock+":/basic_status?a=b", Options{Username: "prom", Password: "s3cr:et", Host: "status.internal"})
 	for i := range 3 {
 		st, err := fetchTimeout(c, 5*time.Second)
 		if err != nil || st != idleStatus {
@@ -60,6 +52,22 @@ func TestDirectRequestAndReuse(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 3 fetches, want 1", n)
 	}
+}
+
+// directClient returns a client of address that reads on the direct path, closed when the
+// test ends.
+func directClient(t *testing.T, address string, opts Options) *Client {
+	t.Helper()
+	tgt, err := ParseAddress(address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(tgt, opts)
+	t.Cleanup(c.Close)
+	if c.direct == nil {
+		t.Fatalf("no direct path for %s", address)
+	}
+	return c
 }
 
 // rawServer answers each request on a connection with answer(i), i counting the requests of
@@ -105,15 +113,7 @@ func TestDirectAnswers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, conns := rawServer(t, tc.closeAfter, func(int) string { return tc.answer })
-			tgt, err := ParseAddress("http://" + addr + "/stub_status")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := NewClient(tgt, Options{})
-			defer c.Close()
-			if c.direct == nil {
-				t.Fatal("no direct path")
-			}
+			c := directClient(t, "http://"+addr+"/stub_status", Options{})
 			for i := range 3 {
 				st, err := fetchTimeout(c, 5*time.Second)
 				if err != nil || st != idleStatus {
@@ -153,14 +153,10 @@ func TestDirectRefusedAnswerNotDrained(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		})
-		tgt, err := ParseAddress("http://" + addr + "/stub_status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := NewClient(tgt, Options{MaxBodySize: 4096})
+		c := directClient(t, "http://"+addr+"/stub_status", Options{MaxBodySize: 4096})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		deadline, _ := ctx.Deadline()
-		_, err = c.Fetch(ctx)
+		_, err := c.Fetch(ctx)
 		left := time.Until(deadline)
 		cancel()
 		c.Close()
@@ -176,12 +172,7 @@ func TestDirectRefusedAnswerNotDrained(t *testing.T) {
 func TestDirectTrailingBytesNotKept(t *testing.T) {
 	stale := "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot nginx"
 	addr, conns := rawServer(t, false, func(int) string { return okAnswer("") + stale })
-	tgt, err := ParseAddress("http://" + addr + "/stub_status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(tgt, Options{})
-	defer c.Close()
+	c := directClient(t, "http://"+addr+"/stub_status", Options{})
 	for i := range 3 {
 		st, err := fetchTimeout(c, 5*time.Second)
 		if err != nil || st != idleStatus {
