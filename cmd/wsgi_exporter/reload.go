@@ -31,15 +31,12 @@ type fleet struct {
 	// dir_label or url_label auto counts them too).
 	flagSources []collector.Source
 	flagApps    map[string]int
-	// self are more collectors of the exporter process's own (none in main: its process and
-	// Go metrics and build info are expOpts.Self, written by the collector package), registered
-	// with every generation's RegisterSelf and gathered at most once per
-	// --scrape.self-metrics-max-age; shared its other long-lived ones (the reload gauges, the
-	// probe counters), registered with RegisterShared: every change of one of them is followed
-	// by RefreshSelf, so they are gathered only then.
-	// The request counters of the metrics path are expOpts.HandlerMetrics, kept by the
-	// handler. All survive reloads.
-	self   []prometheus.Collector
+	// shared are the exporter process's long-lived collectors (the reload gauges, the probe
+	// counters), registered with every generation's RegisterShared: every change of one of
+	// them is followed by RefreshSelf, so they are gathered only then. The process and Go
+	// metrics and build info are expOpts.Self, written by the collector package; the request
+	// counters of the metrics path are expOpts.HandlerMetrics, kept by the handler. All
+	// survive reloads.
 	shared []prometheus.Collector
 	// newLanding builds the landing page of a generation (nil: none).
 	newLanding func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
@@ -84,10 +81,6 @@ type fleetOptions struct {
 	FlagSources []collector.Source // the flags' sources
 	Env         buildEnv
 	Exporter    collector.Options
-	// Shared are more collectors of the process's own to serve from every generation,
-	// gathered at most once per Exporter.SelfMetricsMaxAge (the process and Go metrics and
-	// build info are Exporter.Self).
-	Shared []prometheus.Collector
 	// Landing builds a generation's landing page; nil: none.
 	Landing func(*collector.Exporter, map[string]*probeModule) (http.Handler, error)
 	// Prober serves /probe with the generations' modules; nil: none.
@@ -109,7 +102,6 @@ func newFleet(o fleetOptions) (*fleet, error) {
 		prober:      o.Prober,
 		procs:       o.Procs,
 		runners:     map[collector.Source]*runner{},
-		self:        o.Shared,
 	}
 	fl.expOpts.HandlerMetrics = collector.NewHandlerMetrics()
 	fl.flagApps = map[string]int{}
@@ -204,9 +196,6 @@ func (fl *fleet) build(prev *generation) (*generation, error) {
 	exp, err := collector.New(sources, fl.expOpts)
 	if err != nil {
 		return nil, err
-	}
-	if err := exp.RegisterSelf(fl.self...); err != nil {
-		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
 	}
 	if err := exp.RegisterShared(fl.shared...); err != nil {
 		return nil, fmt.Errorf("registering the exporter's own metrics: %w", err)
