@@ -140,14 +140,12 @@ func (g *gathering) buildLate(own []*dto.MetricFamily, outs []*sourceOut, errs *
 }
 
 // safeLate runs an application source's late build, turning a panic into an error.
-func safeLate(out *sourceOut, claims *nameClaims) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic while building metrics: %v", p)
-		}
-	}()
-	out.late(out.w, claims)
-	return nil
+func safeLate(out *sourceOut, claims *nameClaims) error {
+	_, err := recovered("building metrics", func() (struct{}, error) {
+		out.late(out.w, claims)
+		return struct{}{}, nil
+	})
+	return err
 }
 
 // assemble merges the exporter's own families (sorted by name, from the registry), the
@@ -197,31 +195,28 @@ func dtoFamilies(mfs []*dto.MetricFamily) []answerFamily {
 
 // mergeByName merges two lists of families sorted by name. A name in both (which the name
 // claims prevent) keeps a's family.
-func mergeByName(a, b []answerFamily) []answerFamily {
+func mergeByName(a, b []answerFamily) []answerFamily { return mergeSorted(a, b, answerFamily.name) }
+
+// mergeSorted merges two lists sorted by name; a name in both keeps a's element only.
+func mergeSorted[T any](a, b []T, name func(T) string) []T {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b
 	}
-	out := make([]answerFamily, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch c := strings.Compare(a[i].name(), b[j].name()); {
+	out := make([]T, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := strings.Compare(name(a[0]), name(b[0])); {
 		case c < 0:
-			out = append(out, a[i])
-			i++
+			out, a = append(out, a[0]), a[1:]
 		case c > 0:
-			out = append(out, b[j])
-			j++
+			out, b = append(out, b[0]), b[1:]
 		default:
-			out = append(out, a[i])
-			i++
-			j++
+			out, a, b = append(out, a[0]), a[1:], b[1:]
 		}
 	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
+	return append(append(out, a...), b...)
 }
 
 // selfMetrics caches the families of the exporter's own collectors (RegisterSelf, or
@@ -265,18 +260,7 @@ func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
 
 // mergeSelf merges two lists of the exporter's own families sorted by name.
 func mergeSelf(a, b []*selfFamily) []*selfFamily {
-	if len(a) == 0 {
-		return b
-	}
-	out := make([]*selfFamily, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if a[0].mf.GetName() <= b[0].mf.GetName() {
-			out, a = append(out, a[0]), a[1:]
-		} else {
-			out, b = append(out, b[0]), b[1:]
-		}
-	}
-	return append(append(out, a...), b...)
+	return mergeSorted(a, b, func(sf *selfFamily) string { return sf.mf.GetName() })
 }
 
 // encoded is the family in format f, encoded by expfmt once.
@@ -302,9 +286,5 @@ var noLabels = newSourceLabels(nil)
 
 // mergeDTO merges two lists of client_model families sorted by name.
 func mergeDTO(a, b []*dto.MetricFamily) []*dto.MetricFamily {
-	out := make([]*dto.MetricFamily, 0, len(a)+len(b))
-	for _, f := range mergeByName(dtoFamilies(a), dtoFamilies(b)) {
-		out = append(out, f.mf)
-	}
-	return out
+	return mergeSorted(a, b, (*dto.MetricFamily).GetName)
 }
