@@ -25,13 +25,13 @@ type SelfMetrics struct {
 	proc  *procself.Reader
 	build []string // wsgi_exporter_build_info's label values, in buildInfo's label order
 
-	// What is read once: the start time needs the boot time.
+	// What is computed once, at the first reading of /proc/self/stat: the start time (it
+	// needs the boot time). startOK: the boot time was read.
 	startOnce sync.Once
-	bootTime  uint64
-	bootErr   error
+	start     float64
+	startOK   bool
 
 	samples []metrics.Sample // the runtime/metrics values read at every refresh
-	at      map[string]int   // index in samples by name
 	rmIdx   []int            // index in samples of each rmGauges entry, -1: unknown to this runtime
 	msIdx   [][]int          // index in samples of each memstats term, by memstats entry
 	gc      debug.GCStats
@@ -46,8 +46,6 @@ type SelfMetrics struct {
 type selfSnapshot struct {
 	statOK              bool
 	cpu, vsize, rss     float64
-	startOK             bool
-	start               float64
 	fdsOK               bool
 	fds                 float64
 	limitsOK            bool
@@ -64,7 +62,7 @@ type selfSnapshot struct {
 
 // NewSelfMetrics returns the writer of the process's own metrics.
 func NewSelfMetrics() *SelfMetrics {
-	s := &SelfMetrics{proc: procself.NewReader(), at: map[string]int{}}
+	s := &SelfMetrics{proc: procself.NewReader()}
 	// version's values, in the sorted order of buildInfo's labels.
 	s.build = []string{version.Branch, version.GoArch, version.GoOS, version.GoVersion,
 		version.GetRevision(), version.GetTags(), version.Version}
@@ -72,15 +70,16 @@ func NewSelfMetrics() *SelfMetrics {
 	for _, d := range metrics.All() {
 		known[d.Name] = true
 	}
+	at := map[string]int{} // index in samples by name
 	add := func(name string) int {
 		if !known[name] {
 			return -1
 		}
-		if i, ok := s.at[name]; ok {
+		if i, ok := at[name]; ok {
 			return i
 		}
 		s.samples = append(s.samples, metrics.Sample{Name: name})
-		s.at[name] = len(s.samples) - 1
+		at[name] = len(s.samples) - 1
 		return len(s.samples) - 1
 	}
 	for _, g := range rmGauges {
@@ -112,8 +111,8 @@ func (s *SelfMetrics) write(w *Writer, now time.Time, maxAge time.Duration) {
 		w.core(processCPU, sn.cpu)
 		w.core(processVSize, sn.vsize)
 		w.core(processRSS, sn.rss)
-		if sn.startOK {
-			w.core(processStartTime, sn.start)
+		if s.startOK {
+			w.core(processStartTime, s.start)
 		}
 	}
 	if sn.fdsOK {
@@ -150,9 +149,10 @@ func (s *SelfMetrics) read() {
 	sn.statOK = err == nil
 	if sn.statOK {
 		sn.cpu, sn.vsize, sn.rss = st.CPUSeconds(), float64(st.VSize), st.ResidentBytes()
-		s.startOnce.Do(func() { s.bootTime, s.bootErr = s.proc.BootTime() })
-		sn.startOK = s.bootErr == nil
-		sn.start = float64(s.bootTime) + float64(st.StartTicks)/procself.UserHZ
+		s.startOnce.Do(func() {
+			boot, err := s.proc.BootTime()
+			s.start, s.startOK = float64(boot)+float64(st.StartTicks)/procself.UserHZ, err == nil
+		})
 	}
 	fds, err := s.proc.OpenFDs()
 	sn.fdsOK, sn.fds = err == nil, float64(fds)
