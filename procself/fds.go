@@ -1,6 +1,7 @@
 package procself
 
 import (
+	"encoding/binary"
 	"fmt"
 	"syscall"
 )
@@ -54,7 +55,7 @@ func (r *Reader) countEntries(path string) (int, error) {
 			if len(b) < 19 {
 				return 0, fmt.Errorf("getdents %s: short record", path)
 			}
-			reclen := int(b[16]) | int(b[17])<<8
+			reclen := int(binary.NativeEndian.Uint16(b[16:]))
 			if reclen < 24 || reclen > len(b) {
 				return 0, fmt.Errorf("getdents %s: bad record length %d", path, reclen)
 			}
