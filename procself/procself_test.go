@@ -13,16 +13,18 @@ import (
 
 // The readings are procfs's, the library client_golang's process collector reads them with.
 func TestMatchesProcfs(t *testing.T) {
-	r := NewReader()
-	p, err := procfs.Self()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pstat := func() procfs.ProcStat {
-		s, err := p.Stat()
+	noErr := func(err error) {
+		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	r := NewReader()
+	p, err := procfs.Self()
+	noErr(err)
+	pstat := func() procfs.ProcStat {
+		s, err := p.Stat()
+		noErr(err)
 		return s
 	}
 	// procfs reads before and after ours: the CPU times are between its two, and the memory
@@ -31,9 +33,8 @@ func TestMatchesProcfs(t *testing.T) {
 	var got Stat
 	for try := 0; ; try++ {
 		want = pstat()
-		if got, err = r.Stat(); err != nil {
-			t.Fatal(err)
-		}
+		got, err = r.Stat()
+		noErr(err)
 		after := pstat()
 		if got.StartTicks != want.Starttime || got.UTime < uint64(want.UTime) || got.STime < uint64(want.STime) ||
 			got.UTime > uint64(after.UTime) || got.STime > uint64(after.STime) ||
@@ -51,13 +52,9 @@ func TestMatchesProcfs(t *testing.T) {
 		}
 	}
 	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	ks, err := fs.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	bt, err := r.BootTime()
 	if err != nil || bt != ks.BootTime {
 		t.Errorf("boot time %d (%v), procfs %d", bt, err, ks.BootTime)
@@ -69,29 +66,19 @@ func TestMatchesProcfs(t *testing.T) {
 
 	// A soft address-space limit of its own, so that "unlimited" is not all that is compared.
 	var as syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: min(as.Max, 1<<42), Max: as.Max}); err != nil {
-		t.Fatal(err)
-	}
+	noErr(syscall.Getrlimit(syscall.RLIMIT_AS, &as))
+	noErr(syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: min(as.Max, 1<<42), Max: as.Max}))
 	defer syscall.Setrlimit(syscall.RLIMIT_AS, &as)
 	lim, err := ReadLimits()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	pl, err := p.Limits()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	if lim.OpenFiles != pl.OpenFiles || lim.AddressSpace != pl.AddressSpace || lim.AddressSpace != min(as.Max, 1<<42) {
 		t.Errorf("limits %+v, procfs %d %d", lim, pl.OpenFiles, pl.AddressSpace)
 	}
 
 	fds, err := r.OpenFDs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	if len(r.kept) != 1 { // stat; netstat is read below
 		t.Fatalf("%d descriptors kept", len(r.kept))
 	}
@@ -105,9 +92,7 @@ func TestMatchesProcfs(t *testing.T) {
 		t.Errorf("counted %d entries (%v), want %d + the directory's own", n, err, pfds)
 	}
 	f, err := os.Open("/dev/null")
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	if more, _ := r.OpenFDs(); more != fds+1 {
 		t.Errorf("%d open fds after opening one more, was %d", more, fds)
 	}
@@ -116,17 +101,11 @@ func TestMatchesProcfs(t *testing.T) {
 	// The counters move with any traffic of the namespace: ours is between procfs's readings
 	// before and after.
 	pn, err := p.Netstat()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	ns, err := r.Netstat()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	pn2, err := p.Netstat()
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(err)
 	if ns.InOctets < *pn.InOctets || ns.OutOctets < *pn.OutOctets || ns.InOctets > *pn2.InOctets ||
 		ns.OutOctets > *pn2.OutOctets || ns.InOctets == 0 {
 		t.Errorf("netstat %+v, procfs %v %v then %v %v", ns, *pn.InOctets, *pn.OutOctets, *pn2.InOctets, *pn2.OutOctets)
