@@ -248,7 +248,7 @@ func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
 	if s.reg == nil {
 		return nil, nil
 	}
-	if s.fams == nil || (!s.untilRefresh && (s.maxAge <= 0 || now.Sub(s.at) >= s.maxAge || now.Before(s.at))) {
+	if s.fams == nil || (!s.untilRefresh && expired(s.at, now, s.maxAge)) {
 		mfs, err := s.reg.Gather()
 		s.fams, s.err, s.at = make([]*selfFamily, len(mfs)), err, now
 		for i, mf := range mfs {
@@ -256,6 +256,12 @@ func (s *selfMetrics) gather(now time.Time) ([]*selfFamily, error) {
 		}
 	}
 	return s.fams, s.err
+}
+
+// expired says whether a reading taken at was taken maxAge or longer before now (always with
+// maxAge 0, and when the clock went back).
+func expired(at, now time.Time, maxAge time.Duration) bool {
+	return maxAge <= 0 || now.Sub(at) >= maxAge || now.Before(at)
 }
 
 // mergeSelf merges two lists of the exporter's own families sorted by name.

@@ -102,7 +102,7 @@ func NewSelfMetrics() *SelfMetrics {
 func (s *SelfMetrics) write(w *Writer, now time.Time, maxAge time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.haveAny || maxAge <= 0 || now.Sub(s.taken) >= maxAge || now.Before(s.taken) {
+	if !s.haveAny || expired(s.taken, now, maxAge) {
 		s.read()
 		s.taken, s.haveAny = now, true
 	}
