@@ -43,9 +43,7 @@ type planFile struct {
 	fs    *fileState
 	c     *cached
 	lay   *layout
-	used  int
-	v2    bool
-	info  FileInfo
+	info  FileInfo   // as the full read found it: its used field and generation stay the layout's
 	parts [][]uint64 // per worker: value offset << 32 | target
 	// Or, when every target is below 2^16 and every offset within 64 KiB of the worker's
 	// previous one in the file (the usual case), half the size: per worker the first offset
@@ -82,8 +80,7 @@ func (b *planBuilder) addFile(fs *fileState, res *fileResult, tgts []int32) {
 		b.ok = false
 		return
 	}
-	f := planFile{fs: fs, c: res.cache, lay: res.cache.lay, used: res.info.Used,
-		v2: res.info.Generation == GenTimestamp, info: res.info}
+	f := planFile{fs: fs, c: res.cache, lay: res.cache.lay, info: res.info}
 	if !f.setEnds() {
 		b.ok = false
 		return
@@ -121,7 +118,7 @@ func (f *planFile) setEnds() (ok bool) {
 	if f.lay.gen == GenTimestamp {
 		stride = 16
 	}
-	data := f.c.data[:f.used]
+	data := f.c.data[:f.info.Used]
 	f.firstAt, f.lastAt = headerSize, headerSize
 	if n > 1 {
 		f.lastAt = int(f.lay.offs[n-2]) + stride
@@ -348,14 +345,15 @@ func (p *plan) usable(jobs []*fileState, fold func(*fileState) bool) bool {
 // fileOK checks, as a full read's fast path does, that the name still is the mapped file (a
 // stat without following links: the same inode on the directory's filesystem, a regular file
 // of the mapped size: so neither replaced nor truncated), then that its used field and first
-// and last keys did not change. data may fault: the caller recovers.
+// and last keys did not change. data may fault: the caller recovers. (The layout is not checked
+// again: only readFile changes it, and no full read runs while the plan is kept.)
 func (f *planFile) fileOK(dfd int, dst *syscall.Stat_t) bool {
 	st, err := fstatat(dfd, f.fs.name)
 	if err != nil || st.ino != f.c.ino || st.dev != uint64(dst.Dev) || st.size != int64(len(f.c.data)) || st.mode&syscall.S_IFMT != syscall.S_IFREG {
 		return false
 	}
 	used, err := UsedOf(f.c.data)
-	return err == nil && used == f.used && f.lay.used == used && used <= len(f.c.data) && f.sameEnds(f.c.data[:used])
+	return err == nil && used == f.info.Used && used <= len(f.c.data) && f.sameEnds(f.c.data[:used])
 }
 
 // run resets the targets and adds every file's values into them, with one goroutine per worker.
@@ -405,6 +403,7 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (e
 	for i := range p.files {
 		f := &p.files[i]
 		data := f.c.data
+		v2 := f.info.Generation == GenTimestamp
 		// An entry is either compact (cparts: the offset a delta from the previous one, 16
 		// bits of target) or wide (parts: 32 bits of offset, 32 of target); one loop reads both.
 		var part []uint64
@@ -445,7 +444,7 @@ func (p *plan) walk(ctx context.Context, w int, dfd int, dst *syscall.Stat_t) (e
 				continue
 			}
 			t.g.v = v
-			if f.v2 {
+			if v2 {
 				t.g.ts = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8:]))
 			}
 		}
