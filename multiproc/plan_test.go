@@ -47,13 +47,6 @@ func plannedScenario(t *testing.T, seed uint64) {
 		slices.Sort(out)
 		return out
 	}
-	kindOf := func(name string) string {
-		fn, _ := ParseFileName(name)
-		if fn.Mode != "" {
-			return fn.Type + "_" + fn.Mode
-		}
-		return fn.Type
-	}
 	planned := 0
 	for step := 0; step < 40; step++ {
 		ns := names()
@@ -75,7 +68,7 @@ func plannedScenario(t *testing.T, seed uint64) {
 			}
 		case op == 7:
 			what = "append"
-			d.write(name, append(slices.Clone(d.files[name]), d.entries(kindOf(name))...), false)
+			d.write(name, append(slices.Clone(d.files[name]), d.entries(fileKind(name))...), false)
 		case op == 8:
 			what = "truncate"
 			if err := os.Truncate(filepath.Join(d.dir, name), int64(d.rnd.IntN(3)*4)); err != nil {
@@ -84,7 +77,7 @@ func plannedScenario(t *testing.T, seed uint64) {
 			d.files[name] = nil
 		case op == 9:
 			what = "replace"
-			d.write(name, d.entries(kindOf(name)), true)
+			d.write(name, d.entries(fileKind(name)), true)
 		case op == 10 && len(ns) > 1:
 			what = "delete"
 			if err := os.Remove(filepath.Join(d.dir, name)); err != nil {
@@ -97,14 +90,7 @@ func plannedScenario(t *testing.T, seed uint64) {
 		}
 		for pass := 0; pass < 3; pass++ {
 			before := got.planned
-			g, err := got.Read(context.Background(), d.dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := ref.Read(context.Background(), d.dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, w := readBoth(t, got, ref, d.dir)
 			what := fmt.Sprintf("seed %d step %d (%s %s) pass %d planned %v", seed, step, what, name, pass, got.planned > before)
 			compareMerges(t, what, g, w)
 			if g.Entries != w.Entries || g.Bytes != w.Bytes || len(g.Files) != len(w.Files) || len(g.Problems) != len(w.Problems) {

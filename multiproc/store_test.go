@@ -63,6 +63,20 @@ func sameBits(a, b float64) bool {
 
 // compareMerges fails unless two snapshots hold the same families, in the same order, with
 // the same series to the bit, and drop the same entries.
+// readBoth reads dir with the reader under test, then with the reference one (compareMerges).
+func readBoth(t *testing.T, got, ref *Reader, dir string) (*Snapshot, *Snapshot) {
+	t.Helper()
+	g, err := got.Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ref.Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, w
+}
+
 func compareMerges(t *testing.T, what string, got, want *Snapshot) {
 	t.Helper()
 	if len(got.Families) != len(want.Families) {
@@ -146,6 +160,15 @@ func (d *storeDir) value() float64 {
 
 // entries makes a file's entries for a kind: a few families (one name shared by every kind,
 // so types clash), labels from a small set (so series meet across files), helps that differ.
+// fileKind is the kind of a file's entries (entries' argument): its type, and its mode if any.
+func fileKind(name string) string {
+	fn, _ := ParseFileName(name)
+	if fn.Mode != "" {
+		return fn.Type + "_" + fn.Mode
+	}
+	return fn.Type
+}
+
 func (d *storeDir) entries(kind string) []testEntry {
 	var out []testEntry
 	n := 1 + d.rnd.IntN(6)
@@ -224,17 +247,12 @@ func (d *storeDir) writer(pid int) {
 func (d *storeDir) reopen(pid int) {
 	for _, name := range d.names(pid) {
 		es := d.files[name]
-		fn, _ := ParseFileName(name)
 		next := slices.Clone(es)
 		for i := range next {
 			next[i].v = d.value()
 			next[i].ts += float64(d.rnd.IntN(2))
 		}
-		kind := fn.Type
-		if fn.Mode != "" {
-			kind += "_" + fn.Mode
-		}
-		next = append(next, d.entries(kind)...)
+		next = append(next, d.entries(fileKind(name))...)
 		d.write(name, next, false)
 	}
 }
@@ -331,12 +349,7 @@ func storeScenario(t *testing.T, seed uint64, loadavg, dropLive bool) {
 			if ns := d.names(pid); len(ns) > 0 {
 				what = "replace"
 				name := ns[d.rnd.IntN(len(ns))]
-				fn, _ := ParseFileName(name)
-				kind := fn.Type
-				if fn.Mode != "" {
-					kind += "_" + fn.Mode
-				}
-				d.write(name, d.entries(kind), true)
+				d.write(name, d.entries(fileKind(name)), true)
 			}
 		case op == 8 && alive[pid]:
 			what = "live write"
@@ -347,14 +360,7 @@ func storeScenario(t *testing.T, seed uint64, loadavg, dropLive bool) {
 			what += " + recheck"
 		}
 		for pass := 0; pass < 2; pass++ {
-			got, err := st.Read(context.Background(), d.dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := ref.Read(context.Background(), d.dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := readBoth(t, st, ref, d.dir)
 			if debugStore {
 				for _, name := range slices.Sorted(maps.Keys(d.files)) {
 					for _, e := range d.files[name] {
