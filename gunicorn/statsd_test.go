@@ -436,15 +436,7 @@ func TestStatsdSocketDropsCounted(t *testing.T) {
 			return false
 		}
 		received += n
-		var b batch
-		for i := range n {
-			d, _ := r.datagram(i)
-			b.datagrams = append(b.datagrams, d)
-			if drops, ok := r.drops(i); ok {
-				b.drops, b.stamped = drops, true
-			}
-		}
-		st.handleBatch(b)
+		st.handleBatch(r.batch(n, nil))
 		return true
 	}
 	for read() {
