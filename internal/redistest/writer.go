@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -27,10 +28,15 @@ type Writer struct {
 	err *bytes.Buffer
 }
 
+// pythonCheck imports what the writer needs, once per test binary (not once per writer).
+var pythonCheck = sync.OnceValues(func() ([]byte, error) {
+	return exec.Command(Python, "-c", "import redis, prometheus_client").CombinedOutput()
+})
+
 // RequirePython fails the test when Debian's python3 lacks redis or prometheus_client.
 func RequirePython(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(Python, "-c", "import redis, prometheus_client").CombinedOutput()
+	out, err := pythonCheck()
 	if err != nil {
 		t.Fatalf("%s with python3-redis and python3-prometheus-client is required (run scripts/install-test-deps.sh as root): %v\n%s", Python, err, out)
 	}
