@@ -95,16 +95,20 @@ func TestReloadSetsProcsBeforeServing(t *testing.T) {
 	if n := runtime.GOMAXPROCS(0); n != 1 {
 		t.Fatalf("GOMAXPROCS %d after an nginx-only start, want 1", n)
 	}
-	served := false
+	set, served := false, false
 	setDefault := fl.procs.setDefault
 	fl.procs.setDefault = func() {
 		_, mfs, _ := get(t, srv.URL+"/metrics", "") // a scrape arriving now
+		set = true
 		_, served = mfs["multiproc_up"]
 		setDefault()
 	}
 	writeConfig(t, dir, fmt.Sprintf("sources:\n  - {kind: multiproc, address: %q}\n", mpdir))
 	if err := fl.reload(); err != nil {
 		t.Fatal(err)
+	}
+	if !set {
+		t.Fatal("the reload to a multiprocess directory did not set Go's default GOMAXPROCS")
 	}
 	if served {
 		t.Error("the new generation's multiprocess directory was scraped before GOMAXPROCS was set for it")
