@@ -31,7 +31,7 @@ type Admitted struct {
 	// exist): the probe reports it as the scrape's failure without reading anything.
 	Err error
 
-	fd int // the pinned socket; -1: none
+	fd int // the pinned socket or directory; -1: none
 }
 
 // Close releases the pinned socket, if any. Call it once the probe has ended.
@@ -234,26 +234,18 @@ func admitPath(dirs []string, path string, dir bool) (*Admitted, error) {
 	if rerr != nil {
 		return &Admitted{Address: filepath.Clean(path), Err: pathErr(rerr), fd: -1}, nil
 	}
-	if !procSelfFD() {
-		// No /proc: the resolved path, checked just now.
-		return &Admitted{Address: resolved, fd: -1}, nil
-	}
 	pin, name := resolved, ""
 	if !dir {
 		pin, name = filepath.Dir(resolved), filepath.Base(resolved)
 	}
-	fd, err := unix.Openat2(unix.AT_FDCWD, pin, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	fd, refusal, err := pinPath(pin, path, unix.O_DIRECTORY)
 	switch {
-	case errors.Is(err, unix.ENOSYS):
-		// A kernel before 5.6: the resolved path, checked just now.
-		return &Admitted{Address: resolved, fd: -1}, nil
-	case errors.Is(err, unix.ELOOP):
-		return nil, refused(RefusedSymlink, "%s changed into a symlink while it was checked", filepath.Clean(path))
+	case refusal != nil:
+		return nil, refusal
 	case err != nil:
 		return &Admitted{Address: resolved, Err: pathErr(err), fd: -1}, nil
+	case fd < 0:
+		return &Admitted{Address: resolved, fd: -1}, nil
 	}
 	address := fmt.Sprintf("/proc/self/fd/%d", fd)
 	if name != "" {
@@ -296,26 +288,18 @@ func admitSocket(dirs []string, path string, address func(string) string) (*Admi
 		}
 		return &Admitted{Address: address(filepath.Clean(path)), Err: e, fd: -1}, nil
 	}
-	if !procSelfFD() {
-		// No /proc: the resolved path, checked just now.
-		return &Admitted{Address: address(resolved), fd: -1}, nil
-	}
-	fd, err := unix.Openat2(unix.AT_FDCWD, resolved, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	fd, refusal, err := pinPath(resolved, path, 0)
 	switch {
-	case errors.Is(err, unix.ENOSYS):
-		// A kernel before 5.6: the resolved path, checked just now.
-		return &Admitted{Address: address(resolved), fd: -1}, nil
-	case errors.Is(err, unix.ELOOP):
-		return nil, refused(RefusedSymlink, "%s changed into a symlink while it was checked", filepath.Clean(path))
+	case refusal != nil:
+		return nil, refusal
 	case err != nil:
 		e := pathErr(err)
 		if fetch.ReasonOf(e) == fetch.ReasonNotFound {
 			e = fetch.Errorf(fetch.ReasonConnect, "no such socket")
 		}
 		return &Admitted{Address: address(resolved), Err: e, fd: -1}, nil
+	case fd < 0:
+		return &Admitted{Address: address(resolved), fd: -1}, nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
@@ -323,6 +307,30 @@ func admitSocket(dirs []string, path string, address func(string) string) (*Admi
 		return &Admitted{Address: address(resolved), Err: fetch.Errorf(fetch.ReasonConnect, "the target is not a socket"), fd: -1}, nil
 	}
 	return &Admitted{Address: address(fmt.Sprintf("/proc/self/fd/%d", fd)), fd: fd}, nil
+}
+
+// pinPath opens resolved (O_PATH and flags, with no symlink allowed on the way, as the
+// resolved path has none), so that its /proc/self/fd path reads what was checked. fd is -1
+// with no error where nothing can be pinned (no /proc/self/fd, or a kernel before 5.6, without
+// openat2): the resolved path, checked just now, is used. refusal is set when a symlink was
+// swapped in since the check (path names the target in it); err is the open's error.
+func pinPath(resolved, path string, flags uint64) (fd int, refusal, err error) {
+	if !procSelfFD() {
+		return -1, nil, nil
+	}
+	fd, err = unix.Openat2(unix.AT_FDCWD, resolved, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW | flags,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		return -1, nil, nil
+	case errors.Is(err, unix.ELOOP):
+		return -1, refused(RefusedSymlink, "%s changed into a symlink while it was checked", filepath.Clean(path)), nil
+	case err != nil:
+		return -1, nil, err
+	}
+	return fd, nil, nil
 }
 
 var (
