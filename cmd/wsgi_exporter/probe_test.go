@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -650,19 +649,12 @@ func TestProbeLeavesNoIdleConnection(t *testing.T) {
 			}
 			// The client closes its side when the probe ends; the server sees it at its next
 			// read, so wait for that rather than a fixed time.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			t.Logf("%s probe %d: waiting for the server to see its connection closed", tc.module, i)
+			WaitUntil(t, func() bool {
 				mu.Lock()
-				n := len(open)
-				mu.Unlock()
-				if n == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s probe %d: %d connection(s) still open after the answer", tc.module, i, n)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				defer mu.Unlock()
+				return len(open) == 0
+			})
 		}
 	}
 	mu.Lock()
