@@ -158,8 +158,6 @@ func (d *storeDir) value() float64 {
 	return float64(d.rnd.IntN(4))
 }
 
-// entries makes a file's entries for a kind: a few families (one name shared by every kind,
-// so types clash), labels from a small set (so series meet across files), helps that differ.
 // fileKind is the kind of a file's entries (entries' argument): its type, and its mode if any.
 func fileKind(name string) string {
 	fn, _ := ParseFileName(name)
@@ -169,6 +167,8 @@ func fileKind(name string) string {
 	return fn.Type
 }
 
+// entries makes a file's entries for a kind: a few families (one name shared by every kind,
+// so types clash), labels from a small set (so series meet across files), helps that differ.
 func (d *storeDir) entries(kind string) []testEntry {
 	var out []testEntry
 	n := 1 + d.rnd.IntN(6)
