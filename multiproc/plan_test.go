@@ -238,3 +238,53 @@ func TestMultiprocCollectsAroundPlans(t *testing.T) {
 	r.collectAt, r.collectGap = 1<<30, 0 // a small directory
 	step("full read of a small directory that builds the plan", 3, 3)
 }
+
+// TestMultiprocPlanKeepsLastReadsKeys: when the key cache is full, resolveKey evicts the keys
+// neither the last read nor this one used, whether the last read went through a plan or not.
+// Three keys allowed; a file of two keys read until planned (with NoMmap: never), then replaced
+// by one of two others: the last read's two keys stay cached, for both readers alike.
+func TestMultiprocPlanKeepsLastReadsKeys(t *testing.T) {
+	key := func(l string) testEntry {
+		return testEntry{key: `["m", "m", {"l": "` + l + `"}, "h"]`, v: 1}
+	}
+	for _, noMmap := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "gauge_all_1.db")
+		write := func(es ...testEntry) {
+			tmp := filepath.Join(dir, ".tmp")
+			if err := os.WriteFile(tmp, encodeDB(GenValue, 4096, es...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(key("a"), key("b"))
+		r := NewReader(Options{MaxSeries: 3, NoMmap: noMmap})
+		for range 3 {
+			if _, err := r.Read(context.Background(), dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := 1 - btoi(noMmap); r.planned != want {
+			t.Fatalf("noMmap %v: %d planned reads, want %d", noMmap, r.planned, want)
+		}
+		write(key("c"), key("d"))
+		if _, err := r.Read(context.Background(), dir); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []string{"a", "b"} {
+			if r.keys[key(l).key] == nil {
+				t.Errorf("noMmap %v: key %s of the last read evicted", noMmap, l)
+			}
+		}
+		r.Close()
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

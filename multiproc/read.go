@@ -385,7 +385,6 @@ func (r *Reader) Read(ctx context.Context, dir string) (*Snapshot, error) {
 			r.planned++
 			return r.finishRead(dir, snap, r.plan.m, false)
 		}
-		r.epoch++ // the plan's merge must not be mistaken for this read's
 	}
 	dropped := r.plan != nil
 	if dropped {
