@@ -36,14 +36,6 @@ func (d *socketDrops) set(n uint32) {
 
 func (d *socketDrops) total() uint64 { return d.base + d.cur }
 
-// SetSocketDrops records the kernel's cumulative count of datagrams the current socket
-// dropped, as stamped on a datagram (SO_RXQ_OVFL).
-func (s *StatsdState) SetSocketDrops(n uint32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.drops.set(n)
-}
-
 // NewSocket starts counting socket drops of a new socket from 0 without losing the past.
 func (s *StatsdState) NewSocket() { s.AttachSocket(nil) }
 

@@ -458,7 +458,7 @@ func TestStatsdSocketDropsCounted(t *testing.T) {
 	}
 	// A new socket starts from 0 and keeps what was counted.
 	st.NewSocket()
-	st.SetSocketDrops(3)
+	st.handleBatch(batch{drops: 3, stamped: true}) // a datagram of the new socket stamped with 3 drops
 	if got := st.Snapshot().SocketDrops; got != float64(sent+1-received+3) {
 		t.Fatalf("after a new socket: %v", got)
 	}

@@ -30,9 +30,8 @@ type Client struct {
 	opts   Options
 	http   *http.Client
 	// direct reads plain-HTTP targets without the transport's goroutines (direct.go); nil for
-	// https. It serves only while http uses the transport NewClient made (tests swap it).
+	// https.
 	direct *direct
-	own    http.RoundTripper
 }
 
 // NewClient returns a client for t. Its transport is its own: a unix target's dialer never
@@ -60,9 +59,7 @@ func NewClient(t Target, opts Options) *Client {
 		}
 		o.TLS = cfg
 	}
-	c := &Client{target: t, opts: opts, http: fetch.NewHTTPClient(o), direct: newDirect(t, opts)}
-	c.own = c.http.Transport
-	return c
+	return &Client{target: t, opts: opts, http: fetch.NewHTTPClient(o), direct: newDirect(t, opts)}
 }
 
 // Target returns the target the client reads.
@@ -87,7 +84,7 @@ func (c *Client) Fetch(ctx context.Context) (StubStatus, error) {
 }
 
 func (c *Client) fetchBody(ctx context.Context) ([]byte, error) {
-	if c.direct != nil && c.http.Transport == c.own {
+	if c.direct != nil {
 		return c.direct.fetch(ctx, c.opts.MaxBodySize, c.target.Redacted())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.target.URL.String(), nil)

@@ -38,6 +38,7 @@ func mockClient(t *testing.T, uri string, opts Options) (*Client, *httpmock.Mock
 	c := NewClient(target, opts)
 	mt := httpmock.NewMockTransport()
 	c.http.Transport = mt
+	c.direct = nil // the mock answers through the transport, not the direct path
 	return c, mt
 }
 
