@@ -114,15 +114,8 @@ func (f *planFile) setEnds() (ok bool) {
 	if n == 0 {
 		return true
 	}
-	stride := 8
-	if f.lay.gen == GenTimestamp {
-		stride = 16
-	}
 	data := f.c.data[:f.info.Used]
-	f.firstAt, f.lastAt = headerSize, headerSize
-	if n > 1 {
-		f.lastAt = int(f.lay.offs[n-2]) + stride
-	}
+	f.firstAt, f.lastAt = f.lay.entryStart(0), f.lay.entryStart(n-1)
 	first, ok1 := keyAt(data, f.firstAt)
 	last, ok2 := keyAt(data, f.lastAt)
 	if !ok1 || !ok2 {
@@ -349,7 +342,7 @@ func (p *plan) usable(jobs []*fileState, fold func(*fileState) bool) bool {
 // again: only readFile changes it, and no full read runs while the plan is kept.)
 func (f *planFile) fileOK(dfd int, dst *syscall.Stat_t) bool {
 	st, err := fstatat(dfd, f.fs.name)
-	if err != nil || st.ino != f.c.ino || st.dev != uint64(dst.Dev) || st.size != int64(len(f.c.data)) || st.mode&syscall.S_IFMT != syscall.S_IFREG {
+	if err != nil || !st.maps(f.c, dst) {
 		return false
 	}
 	used, err := UsedOf(f.c.data)

@@ -27,6 +27,12 @@ func statOf(st *syscall.Stat_t) fileStatAt {
 }
 
 // fstatat stats name in the directory dfd without following a link.
+// maps says whether the stat of a name is the file c maps: the same inode on the directory's
+// filesystem, a regular file of the mapped size (so neither replaced nor truncated).
+func (st fileStatAt) maps(c *cached, dst *syscall.Stat_t) bool {
+	return st.ino == c.ino && st.dev == uint64(dst.Dev) && st.size == int64(len(c.data)) && st.mode&syscall.S_IFMT == syscall.S_IFREG
+}
+
 func fstatat(dfd int, name string) (fileStatAt, error) {
 	var st unix.Stat_t
 	for {
@@ -115,7 +121,7 @@ func (r *Reader) readFile(ctx context.Context, dfd int, dst *syscall.Stat_t, inf
 			return fail(&fs.PathError{Op: "stat", Path: info.Name, Err: err})
 		}
 		res.st = st
-		if st.ino == c.ino && st.dev == uint64(dst.Dev) && st.size == int64(len(c.data)) && st.mode&syscall.S_IFMT == syscall.S_IFREG {
+		if st.maps(c, dst) {
 			data, size, ino = c.data, st.size, st.ino
 			res.cache = c
 		} else {
@@ -260,6 +266,18 @@ func (r *Reader) spend(bud *budget, n int) error {
 	return nil
 }
 
+// entryStart is where entry i of lay begins (its key's length): right after the header, or
+// after entry i-1's value (and timestamp).
+func (lay *layout) entryStart(i int) int {
+	if i == 0 {
+		return headerSize
+	}
+	if lay.gen == GenTimestamp {
+		return int(lay.offs[i-1]) + 16
+	}
+	return int(lay.offs[i-1]) + 8
+}
+
 // sameEnds reports whether the first and last entries of data still hold the keys of lay: a
 // file the client only appends to always does; one rewritten in place to the same size most
 // likely does not. An entry with a bad key (nil in lay) counts as changed.
@@ -268,21 +286,10 @@ func sameEnds(data []byte, lay *layout) bool {
 	if n == 0 {
 		return true
 	}
-	stride := 8
-	if lay.gen == GenTimestamp {
-		stride = 16
-	}
 	for _, i := range [2]int{0, n - 1} {
-		pos := headerSize
-		if i > 0 {
-			pos = int(lay.offs[i-1]) + stride
-		}
 		k := lay.keys[i]
-		if k == nil || pos+4 > len(data) {
-			return false
-		}
-		kl := int(binary.LittleEndian.Uint32(data[pos:]))
-		if kl != len(k.raw) || pos+4+kl > len(data) || string(data[pos+4:pos+4+kl]) != k.raw {
+		got, ok := keyAt(data, lay.entryStart(i))
+		if k == nil || !ok || string(got) != k.raw {
 			return false
 		}
 	}
