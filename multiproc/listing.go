@@ -1,13 +1,12 @@
 package multiproc
 
 import (
-	"encoding/binary"
-	"fmt"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/wsgi-exporter/wsgi_exporter/internal/dirent"
 	"github.com/wsgi-exporter/wsgi_exporter/internal/fetch"
 )
 
@@ -51,54 +50,6 @@ const (
 	dtLnk     = 10
 	dtSock    = 12
 )
-
-// readNames lists the open directory fd with getdents: names, inode numbers and types, with
-// no stat per name. fn must copy name to keep it.
-func readNames(fd int, buf []byte, fn func(name []byte, ino uint64, typ uint8) error) error {
-	if _, err := syscall.Seek(fd, 0, 0); err != nil {
-		return err
-	}
-	for {
-		n, err := syscall.ReadDirent(fd, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return nil
-		}
-		b := buf[:n]
-		for len(b) >= 19 {
-			ino := binary.NativeEndian.Uint64(b[0:])
-			reclen := int(binary.NativeEndian.Uint16(b[16:]))
-			if reclen < 19 || reclen > len(b) {
-				return fmt.Errorf("getdents: bad record length %d", reclen)
-			}
-			typ := b[18]
-			name := b[19:reclen]
-			if i := indexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			if !(len(name) == 1 && name[0] == '.') && !(len(name) == 2 && name[0] == '.' && name[1] == '.') {
-				if err := fn(name, ino, typ); err != nil {
-					return err
-				}
-			}
-			b = b[reclen:]
-		}
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
 
 // fileState is what the reader knows of one .db file of the directory.
 type fileState struct {
@@ -167,7 +118,7 @@ func (r *Reader) relist(fd int, snap *Snapshot) error {
 	}
 	names := 0
 	errTooMany := fetch.Errorf(fetch.ReasonTooLarge, "more than the %d files limit", r.opts.MaxFiles)
-	err := readNames(fd, r.dirBuf, func(nb []byte, ino uint64, typ uint8) error {
+	err := dirent.Read(fd, r.dirBuf, func(nb []byte, ino uint64, typ uint8) error {
 		if names++; r.opts.MaxFiles > 0 && names > r.opts.MaxFiles {
 			return errTooMany
 		}

@@ -1,9 +1,10 @@
 package procself
 
 import (
-	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"github.com/wsgi-exporter/wsgi_exporter/internal/dirent"
 )
 
 // OpenFDs counts the process's open file descriptors, but for those the Reader keeps. Since
@@ -38,37 +39,17 @@ func (r *Reader) countEntries(path string) (int, error) {
 		r.dirBuf = make([]byte, 16<<10)
 	}
 	count := 0
-	for {
-		n, err := syscall.ReadDirent(fd, r.dirBuf)
-		if err == syscall.EINTR {
-			continue
+	errTooMany := fmt.Errorf("more than %d entries", maxDirents)
+	err = dirent.Read(fd, r.dirBuf, func([]byte, uint64, uint8) error {
+		if count++; count > maxDirents {
+			return errTooMany
 		}
-		if err != nil {
-			return 0, fmt.Errorf("getdents %s: %w", path, err)
-		}
-		if n <= 0 {
-			return count, nil
-		}
-		names := 0
-		for b := r.dirBuf[:n]; len(b) > 0; {
-			// struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name, NUL, padding to 8.
-			if len(b) < 19 {
-				return 0, fmt.Errorf("getdents %s: short record", path)
-			}
-			reclen := int(binary.NativeEndian.Uint16(b[16:]))
-			if reclen < 24 || reclen > len(b) {
-				return 0, fmt.Errorf("getdents %s: bad record length %d", path, reclen)
-			}
-			name := b[19:reclen]
-			if !(name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) {
-				names++
-			}
-			b = b[reclen:]
-		}
-		if count += names; count > maxDirents {
-			return 0, fmt.Errorf("%s: more than %d entries", path, maxDirents)
-		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing %s: %w", path, err)
 	}
+	return count, nil
 }
 
 // Limits are the process's soft limits that the process metrics show, as getrlimit gives
