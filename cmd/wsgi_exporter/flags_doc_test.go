@@ -42,21 +42,9 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		}
 		return false
 	}
-	app, _ := newApp()
-	seen := 0
-	for _, f := range app.Model().Flags {
-		if f.Name == "help" || f.Name == "version" {
-			continue
-		}
-		seen++
-		if f.Hidden {
-			continue
-		}
-		if !documented(f.Name) {
+	for _, f := range ownFlags(t) {
+		if !f.Hidden && !documented(f.Name) {
 			t.Errorf("flag --%s is in --help but in neither README.md nor docs/", f.Name)
 		}
-	}
-	if seen < 40 {
-		t.Fatalf("only %d flags found: the application model is not the one main builds", seen)
 	}
 }
